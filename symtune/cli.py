@@ -1,0 +1,140 @@
+"""`symtune` command line: only wiring; every command calls a plain function of the package."""
+
+import argparse
+import sys
+
+from symtune import __version__
+from symtune.errors import SymtuneError
+
+
+def add_data_parsers(sub) -> None:
+    data = sub.add_parser("data", help="build and inspect symbol-tuning data").add_subparsers(dest="data_command", required=True)
+
+    build = data.add_parser("build", help="write a prompt/completion tuning mixture")
+    build.add_argument("--tasks", required=True, help="task specs, comma-separated (folder, file?cols, hf:id, preset, builtin[:family])")
+    build.add_argument("--out", required=True, help="output folder (train.jsonl + manifest.json)")
+    build.add_argument("--n", type=int, default=10_000, help="number of prompts")
+    build.add_argument("--seed", type=int, default=0)
+    build.add_argument("--cap", type=int, default=25_000, help="query examples per task (paper: 25k)")
+    build.add_argument("--k-min", type=int, default=2, help="fewest exemplars per class")
+    build.add_argument("--k-max", type=int, default=10, help="most exemplars per class")
+    build.add_argument("--symbol-fraction", type=float, default=1.0, help="share of symbol prompts; the rest use natural labels")
+    build.add_argument("--natural", action="store_true", help="the natural-label control (same as --symbol-fraction 0)")
+    build.add_argument("--random-labels", action="store_true", help="the random-label control: inconsistent labels within a prompt")
+    build.add_argument("--allow-natural-symbols", action="store_true", help="do not reject symbols equal to a natural label name")
+    build.add_argument("--eval-tasks", default="", help="task names or specs held out for evaluation; refused as tuning tasks")
+    build.add_argument("--format", default=None, help="one fixed prompt format instead of a random one per prompt")
+    build.add_argument("--tokenizer", default=None, help="model whose tokenizer counts tokens (enables exact budgets and totals)")
+    build.add_argument("--max-tokens", type=int, default=None, help="token budget per prompt; exemplars are dropped to fit")
+    build.set_defaults(func=run_data_build)
+
+    show = data.add_parser("show", help="render a few prompts for a human to read")
+    show.add_argument("source", nargs="?", help="a mixture folder (else use --tasks)")
+    show.add_argument("--tasks", help="task specs to render evaluation prompts from")
+    show.add_argument("--n", type=int, default=3, help="prompts to show (per task)")
+    show.add_argument("--k", type=int, default=4, help="exemplars per class")
+    show.add_argument("--seed", type=int, default=0)
+    show.add_argument("--instruction", action="store_true", help="include the task instruction")
+    show.add_argument("--natural", action="store_true", help="natural labels instead of symbols")
+    show.add_argument("--flip", type=float, default=0.0, help="fraction of exemplar labels flipped (paper 2)")
+    show.add_argument("--flip-query", action="store_true", help="flip exemplars and query (paper 1)")
+    show.add_argument("--format", default=None)
+    show.set_defaults(func=run_data_show)
+
+
+def split_specs(specs: str) -> list[str]:
+    return [s.strip() for s in specs.split(",") if s.strip()]
+
+
+def eval_task_names(specs: str, seed: int) -> list[str]:
+    """Names of held-out tasks: a spec that loads gives its task names, a bare name stays."""
+    from symtune.tasks.registry import load_tasks
+
+    names = []
+    for spec in split_specs(specs):
+        try:
+            names += [t.name for t in load_tasks(spec, seed)]
+        except SymtuneError:
+            names.append(spec)
+    return names
+
+
+def run_data_build(args) -> None:
+    from symtune.mixture import MixtureConfig, build_mixture
+    from symtune.tasks.registry import load_task_list
+
+    tasks = load_task_list(split_specs(args.tasks), seed=args.seed)
+    tokenizer = None
+    if args.tokenizer:
+        from symtune.models import load_tokenizer
+
+        tokenizer = load_tokenizer(args.tokenizer)
+    cfg = MixtureConfig(
+        n=args.n, seed=args.seed, cap=args.cap, k_min=args.k_min, k_max=args.k_max,
+        symbol_fraction=0.0 if args.natural else args.symbol_fraction, random_labels=args.random_labels,
+        avoid_natural=not args.allow_natural_symbols, max_tokens=args.max_tokens, fmt=args.format,
+    )
+    manifest = build_mixture(tasks, args.out, cfg, eval_tasks=eval_task_names(args.eval_tasks, args.seed),
+                             tokenizer=tokenizer, progress=sys.stderr.isatty())
+    print_mixture_summary(manifest, args.out)
+
+
+def print_mixture_summary(manifest: dict, out: str) -> None:
+    width = max(len(name) for name in manifest["tasks"])
+    print(f"{'task':<{width}}  prompts  pool")
+    for name, info in manifest["tasks"].items():
+        print(f"{name:<{width}}  {info['count']:>7}  {info['pool']:>5}")
+    kinds = ", ".join(f"{k} {v}" for k, v in manifest["kinds"].items())
+    tokens = f", {manifest['total_tokens']:,} tokens" if manifest["total_tokens"] is not None else ""
+    print(f"{manifest['n']:,} prompts ({kinds}){tokens} from {len(manifest['tasks'])} tasks "
+          f"in {manifest['build_seconds']:.1f}s -> {out}/train.jsonl")
+
+
+def run_data_show(args) -> None:
+    if args.source:
+        from symtune.io import read_jsonl
+        from pathlib import Path
+
+        rows = read_jsonl(Path(args.source) / "train.jsonl")[: args.n]
+        for row in rows:
+            print(f"=== {row['id']} · {row['task']} · {row['kind']} · {row['format']} · mapping {row['mapping']}")
+            print(row["prompt"] + f"\033[1m{row['completion']}\033[0m" if sys.stdout.isatty() else row["prompt"] + row["completion"])
+            print()
+        return
+    if not args.tasks:
+        raise SymtuneError("give a mixture folder or --tasks")
+    from symtune.prompts import Setting, build_eval_prompts
+    from symtune.tasks.registry import load_task_list
+
+    setting = Setting(instruction=args.instruction, symbols=not args.natural, flip=args.flip, flip_query=args.flip_query)
+    for task in load_task_list(split_specs(args.tasks), seed=args.seed):
+        for i, prompt in enumerate(build_eval_prompts(task, n=args.n, k=args.k, setting=setting, seed=args.seed, fmt=args.format)):
+            print(f"=== {task.name} #{i} · {setting.name} · {prompt.format} · mapping {prompt.mapping} · answer {prompt.target!r}")
+            print(prompt.text + prompt.completion)
+            print()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="symtune", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"symtune {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    add_data_parsers(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except SymtuneError as e:
+        print(f"symtune: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("symtune: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

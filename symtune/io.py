@@ -1,0 +1,86 @@
+"""Small file helpers: atomic writes and JSONL reading with line-numbered errors."""
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from symtune.errors import SymtuneError
+
+
+def current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_write(path, mode="w"):
+    """Write to a temp file beside `path`, then rename it into place; nothing partial remains."""
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise SymtuneError(f"cannot write to {path.parent}: {e.strerror or e}") from None
+    try:
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o666 & ~current_umask())  # mkstemp creates 0600; give the usual mode
+        os.replace(tmp, path)
+    except BaseException as e:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(e, OSError):
+            raise SymtuneError(f"cannot write {path}: {e.strerror or e}") from None
+        raise
+
+
+def write_json(path, obj):
+    with atomic_write(path) as f:
+        json.dump(obj, f, indent=2, ensure_ascii=False)
+        f.write("\n")
+
+
+def write_jsonl(path, rows):
+    with atomic_write(path) as f:
+        for row in rows:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def read_json(path):
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SymtuneError(f"file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SymtuneError(f"cannot read {path}: {e}") from None
+    except json.JSONDecodeError as e:
+        raise SymtuneError(f"{path}: malformed JSON at line {e.lineno}: {e.msg}") from None
+
+
+def read_jsonl(path):
+    """All rows of a JSONL file; a malformed line is reported with its file and line number."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise SymtuneError(f"file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SymtuneError(f"cannot read {path}: {e}") from None
+    rows = []
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise SymtuneError(f"{path}:{lineno}: malformed JSON line: {e.msg}") from None
+        if not isinstance(row, dict):
+            raise SymtuneError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+        rows.append(row)
+    return rows

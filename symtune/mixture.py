@@ -1,0 +1,140 @@
+"""Tuning mixtures: prompt/completion JSONL built from classification tasks (papers.md §1.2, §1.4).
+
+Queries are pooled over tasks (each capped at `cap` train examples, the paper's 25k) and drawn
+uniformly from the pool, so tasks weigh by their capped size, as in the paper. Every row is
+built from its own seeded random stream, so a seed gives byte-identical output.
+"""
+
+import json
+import random
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from symtune import __version__
+from symtune.errors import SymtuneError
+from symtune.io import atomic_write, write_json
+from symtune.prompts import Setting, build_prompt
+from symtune.symbols import tuning_pool
+from symtune.tasks.task import Task
+
+KINDS = ("symbol", "natural", "random")
+
+
+@dataclass
+class MixtureConfig:
+    n: int = 10_000  # prompts in the mixture
+    seed: int = 0
+    cap: int = 25_000  # query examples per task (paper: 25k)
+    k_min: int = 2  # exemplars per class, drawn per prompt (paper: 2–10)
+    k_max: int = 10
+    symbol_fraction: float = 1.0  # the rest are natural-label prompts (1.0 = paper; 0.0 = control)
+    random_labels: bool = False  # control: symbol prompts with inconsistent labels
+    avoid_natural: bool = True  # reject symbols equal to a natural label name of the task
+    max_tokens: int | None = None  # prompt + completion budget; exemplars are dropped to fit
+    fmt: str | None = None  # one fixed format instead of a random one per prompt
+
+
+def check_tuning_tasks(tasks: list[Task], eval_tasks: list[str] = ()) -> None:
+    """Refuse evaluation-only tasks, tasks evaluated in the same run, and generation tasks."""
+    if not tasks:
+        raise SymtuneError("no tuning tasks given")
+    held_out = set(eval_tasks)
+    for task in tasks:
+        if task.eval_only:
+            raise SymtuneError(f"task {task.name} is evaluation-only (BIG-bench canary); it must never be tuned on")
+        if task.name in held_out:
+            raise SymtuneError(f"task {task.name} is also an evaluation task of this run; tune and evaluate on disjoint tasks")
+        if task.is_generation:
+            raise SymtuneError(f"task {task.name} is a generation task; symbol tuning needs classification tasks")
+        task.validate()
+
+
+def query_pool(tasks: list[Task], cfg: MixtureConfig) -> list[tuple[int, int]]:
+    """(task index, train index) for up to `cap` seeded-random train examples of each task."""
+    pool = []
+    for t, task in enumerate(tasks):
+        indices = list(range(len(task.train)))
+        random.Random(f"{cfg.seed}/{task.name}/cap").shuffle(indices)
+        pool += [(t, i) for i in indices[: cfg.cap]]
+    return pool
+
+
+def row_kind(rng: random.Random, cfg: MixtureConfig) -> str:
+    if rng.random() >= cfg.symbol_fraction:
+        return "natural"
+    return "random" if cfg.random_labels else "symbol"
+
+
+def build_rows(tasks: list[Task], cfg: MixtureConfig, count_tokens=None):
+    """Yield the mixture's rows, one seeded random stream per row."""
+    pool = query_pool(tasks, cfg)
+    order = random.Random(f"{cfg.seed}/order")
+    picks = []
+    while len(picks) < cfg.n:  # without replacement until the pool runs out, then again
+        picks += order.sample(pool, min(len(pool), cfg.n - len(picks)))
+    settings = {"symbol": Setting(), "natural": Setting(symbols=False), "random": Setting(random_labels=True)}
+    for i, (t, j) in enumerate(picks):
+        task, rng = tasks[t], random.Random(f"{cfg.seed}/row/{i}")
+        kind = row_kind(rng, cfg)
+        prompt = build_prompt(
+            task, task.train[j], rng, k=(cfg.k_min, cfg.k_max), setting=settings[kind], fmt=cfg.fmt,
+            pool=tuning_pool(), avoid_natural=cfg.avoid_natural, max_tokens=cfg.max_tokens, count_tokens=count_tokens,
+        )
+        yield {
+            "id": f"{i:07d}", "task": task.name, "kind": kind, "format": prompt.format, "seed": cfg.seed,
+            "k": prompt.k, "n_exemplars": prompt.n_exemplars, "prompt": prompt.text, "completion": prompt.completion,
+            "labels": prompt.candidates, "mapping": prompt.mapping,
+        }
+
+
+def build_mixture(tasks: list[Task], out: str | Path, cfg: MixtureConfig = MixtureConfig(), eval_tasks: list[str] = (),
+                  tokenizer=None, progress: bool = False) -> dict:
+    """Write out/train.jsonl and out/manifest.json; return the manifest."""
+    if not 0.0 <= cfg.symbol_fraction <= 1.0:
+        raise SymtuneError(f"symbol_fraction must be in [0, 1], got {cfg.symbol_fraction}")
+    if not 1 <= cfg.k_min <= cfg.k_max:
+        raise SymtuneError(f"need 1 <= k_min <= k_max, got {cfg.k_min}..{cfg.k_max}")
+    if cfg.n < 1:
+        raise SymtuneError(f"n must be positive, got {cfg.n}")
+    check_tuning_tasks(tasks, eval_tasks)
+    out = Path(out)
+    count_tokens = (lambda s: len(tokenizer(s, add_special_tokens=False).input_ids)) if tokenizer else None
+    started = time.perf_counter()
+    counts, kinds, total_tokens = Counter(), Counter(), 0
+    rows = build_rows(tasks, cfg, count_tokens)
+    if progress:
+        from tqdm import tqdm
+
+        rows = tqdm(rows, total=cfg.n, desc="building prompts", unit="prompt")
+    with atomic_write(out / "train.jsonl") as f:
+        batch = []
+        for row in rows:
+            counts[row["task"]] += 1
+            kinds[row["kind"]] += 1
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+            if tokenizer is not None:
+                batch.append(row["prompt"] + row["completion"])
+                if len(batch) == 1000:
+                    total_tokens += sum(map(len, tokenizer(batch, add_special_tokens=False).input_ids))
+                    batch = []
+        if batch:
+            total_tokens += sum(map(len, tokenizer(batch, add_special_tokens=False).input_ids))
+    manifest = {
+        "symtune_version": __version__,
+        "seed": cfg.seed,
+        "n": cfg.n,
+        "options": asdict(cfg),
+        "tasks": {
+            t.name: {"count": counts[t.name], "source": t.source, "n_train": len(t.train), "pool": min(cfg.cap, len(t.train))}
+            for t in tasks
+        },
+        "kinds": dict(sorted(kinds.items())),
+        "eval_tasks": sorted(eval_tasks),
+        "tokenizer": getattr(tokenizer, "name_or_path", None),
+        "total_tokens": total_tokens if tokenizer is not None else None,
+        "build_seconds": round(time.perf_counter() - started, 2),
+    }
+    write_json(out / "manifest.json", manifest)
+    return manifest
