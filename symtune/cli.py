@@ -47,15 +47,16 @@ def split_specs(specs: str) -> list[str]:
 
 
 def eval_task_names(specs: str, seed: int) -> list[str]:
-    """Names of held-out tasks: a spec that loads gives its task names, a bare name stays."""
+    """Names of held-out tasks: a local folder or builtin spec gives its task names; anything
+    else (a preset or task name) is taken as a name, without touching the network."""
+    from pathlib import Path
+
     from symtune.tasks.registry import load_tasks
 
     names = []
     for spec in split_specs(specs):
-        try:
-            names += [t.name for t in load_tasks(spec, seed)]
-        except SymtuneError:
-            names.append(spec)
+        local = Path(spec.split("?")[0]).exists() or spec.startswith("builtin")
+        names += [t.name for t in load_tasks(spec, seed)] if local else [spec]
     return names
 
 

@@ -67,7 +67,7 @@ def read_jsonl(path):
     """All rows of a JSONL file; a malformed line is reported with its file and line number."""
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        lines = path.read_text(encoding="utf-8").split("\n")  # not splitlines: U+2028 etc. occur inside strings
     except FileNotFoundError:
         raise SymtuneError(f"file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as e:
