@@ -4,7 +4,11 @@ import argparse
 import sys
 
 from symtune import __version__
+from symtune.demo import add_demo_parser
 from symtune.errors import SymtuneError
+from symtune.evaluate import add_eval_parser
+from symtune.report import add_report_parser
+from symtune.train.cli import add_tune_parser
 
 
 def add_data_parsers(sub) -> None:
@@ -61,7 +65,7 @@ def eval_task_names(specs: str, seed: int) -> list[str]:
 
 
 def run_data_build(args) -> None:
-    from symtune.mixture import MixtureConfig, build_mixture
+    from symtune.mixture import MixtureConfig, build_mixture, print_mixture_summary
     from symtune.tasks.registry import load_task_list
 
     tasks = load_task_list(split_specs(args.tasks), seed=args.seed)
@@ -78,17 +82,6 @@ def run_data_build(args) -> None:
     manifest = build_mixture(tasks, args.out, cfg, eval_tasks=eval_task_names(args.eval_tasks, args.seed),
                              tokenizer=tokenizer, progress=sys.stderr.isatty())
     print_mixture_summary(manifest, args.out)
-
-
-def print_mixture_summary(manifest: dict, out: str) -> None:
-    width = max(len(name) for name in manifest["tasks"])
-    print(f"{'task':<{width}}  prompts  pool")
-    for name, info in manifest["tasks"].items():
-        print(f"{name:<{width}}  {info['count']:>7}  {info['pool']:>5}")
-    kinds = ", ".join(f"{k} {v}" for k, v in manifest["kinds"].items())
-    tokens = f", {manifest['total_tokens']:,} tokens" if manifest["total_tokens"] is not None else ""
-    print(f"{manifest['n']:,} prompts ({kinds}){tokens} from {len(manifest['tasks'])} tasks "
-          f"in {manifest['build_seconds']:.1f}s -> {out}/train.jsonl")
 
 
 def run_data_show(args) -> None:
@@ -116,10 +109,14 @@ def run_data_show(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="symtune", description=__doc__)
+    parser = argparse.ArgumentParser(prog="symtune", description="Symbol tuning and in-context-learning evaluation for causal LMs.")
     parser.add_argument("--version", action="version", version=f"symtune {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     add_data_parsers(sub)
+    add_tune_parser(sub)
+    add_eval_parser(sub)
+    add_report_parser(sub)
+    add_demo_parser(sub)
     return parser
 
 

@@ -140,3 +140,14 @@ def build_mixture(tasks: list[Task], out: str | Path, cfg: MixtureConfig = Mixtu
     }
     write_json(out / "manifest.json", manifest)
     return manifest
+
+
+def print_mixture_summary(manifest: dict, out: str) -> None:
+    width = max(len(name) for name in manifest["tasks"])
+    print(f"{'task':<{width}}  prompts  pool")
+    for name, info in manifest["tasks"].items():
+        print(f"{name:<{width}}  {info['count']:>7}  {info['pool']:>5}")
+    kinds = ", ".join(f"{k} {v}" for k, v in manifest["kinds"].items())
+    tokens = f", {manifest['total_tokens']:,} tokens" if manifest["total_tokens"] is not None else ""
+    print(f"{manifest['n']:,} prompts ({kinds}){tokens} from {len(manifest['tasks'])} tasks "
+          f"in {manifest['build_seconds']:.1f}s -> {out}/train.jsonl")

@@ -1,0 +1,228 @@
+"""Tuning speed, side by side: symtune vs TRL's SFTTrainer, and symtune's model FLOPs utilization.
+
+Both tools train the same model on the same prompt/completion mixture with the same global
+batch (8 prompts, one forward each step), learning rate and schedule (TRL's: linear decay,
+no warm-up), optimizer (AdamW), gradient clipping, dtype (fp32 weights, bf16 autocast) and
+LoRA config, loss on the completion tokens only. TRL otherwise keeps its defaults, run twice:
+gradient checkpointing on (its default) and off ("tuned"); no packing (unsafe without
+FlashAttention). symtune packs prompts into rows with block-diagonal attention and runs the
+LM head on the supervised positions only. Full fine-tuning and LoRA.
+
+Speed is non-padding tokens (prompt + completion) per second of optimizer steps, counted
+the same way for both; the first step (kernel set-up) is left out. MFU: model FLOPs per
+second over this CPU's measured matmul rate (best of large square torch.matmul calls).
+
+    .venv/bin/python benchmarks/bench_tuning.py            # 30 steps per run
+    .venv/bin/python benchmarks/bench_tuning.py --quick    # 4 steps per run, a few minutes
+
+Writes benchmarks/results/bench_tuning[-quick].json and .png (loss curves and tokens/s).
+Needs the benchmark extras: pip install -e '.[bench]'.
+"""
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import torch
+from common import DATA, print_table, run_info, save, timed, use_threads
+from datasets import Dataset
+from peft import LoraConfig
+from transformers import AutoModelForCausalLM, TrainerCallback
+from trl import SFTConfig, SFTTrainer
+
+from symtune.errors import SymtuneError
+from symtune.io import read_jsonl, write_jsonl
+from symtune.mixture import MixtureConfig, build_mixture
+from symtune.models import load_tokenizer, resolve_model
+from symtune.tasks.registry import load_task_list
+from symtune.train import load_recipe, tune
+
+TASKS = ("sst2", "trec", "snli", "ag_news")  # tuning-pool tasks from ../shared/data
+RUNS = ("symtune", "trl-default", "trl-no-checkpointing")
+
+
+def build_rows(tokenizer, n: int, max_tokens: int, workdir: Path) -> list[dict]:
+    """n mixture rows (each prompt seen once per run). TRL appends EOS to every completion that
+    lacks one; the rows carry it already, so both tools supervise the same tokens."""
+    missing = [name for name in TASKS if not (DATA / name).is_dir()]
+    if missing:
+        raise SymtuneError(f"benchmark data not found: {', '.join(str(DATA / m) for m in missing)}")
+    tasks = load_task_list([str(DATA / name) for name in TASKS])
+    build_mixture(tasks, workdir / "built", MixtureConfig(n=n, seed=0, max_tokens=max_tokens), tokenizer=tokenizer)
+    rows = [row | {"completion": row["completion"] + tokenizer.eos_token} for row in read_jsonl(workdir / "built" / "train.jsonl")]
+    write_jsonl(workdir / "mixture" / "train.jsonl", rows)
+    return rows
+
+
+def run_symtune(model_path: str, workdir: Path, args, lora: bool) -> list[dict]:
+    recipe = load_recipe("cpu-small", {
+        "max_steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "scheduler": "linear",
+        "warmup_steps": 0, "weight_decay": 0.0, "max_grad_norm": 1.0, "lora": lora, "bf16": args.bf16,
+        "save_every": args.steps + 1, "seed": 0,
+    })
+    out = tune(model_path, workdir / "mixture", workdir / f"symtune-{'lora' if lora else 'full'}", recipe, progress=False)
+    return [{"step": r["step"], "loss": r["loss"], "tokens": r["tokens"], "seconds": r["seconds"]}
+            for r in read_jsonl(out / "train_log.jsonl")]
+
+
+class StepTimer(TrainerCallback):
+    """Wall-clock seconds of each optimizer step (forward, backward, clipping, update)."""
+
+    def __init__(self):
+        self.seconds = []
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self.start = time.perf_counter()
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.seconds.append(time.perf_counter() - self.start)
+
+
+def run_trl(model_path: str, tokenizer, rows: list[dict], workdir: Path, args, lora: bool, checkpointing: bool) -> list[dict]:
+    config = SFTConfig(
+        output_dir=str(workdir / "trl"), max_steps=args.steps, per_device_train_batch_size=args.batch_size,
+        gradient_accumulation_steps=1, learning_rate=args.lr, bf16=args.bf16, activation_checkpointing=checkpointing,
+        use_cpu=True, seed=0, logging_steps=1, include_num_input_tokens_seen="non_padding", save_strategy="no",
+        disable_tqdm=True,
+    )
+    timer = StepTimer()
+    trainer = SFTTrainer(
+        model=AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32),
+        args=config, processing_class=tokenizer, callbacks=[timer],
+        train_dataset=Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows]),
+        peft_config=lora_config(args) if lora else None,
+    )
+    trainer.train()
+    logs = [e for e in trainer.state.log_history if "loss" in e]
+    seen = [0] + [e["num_input_tokens_seen"] for e in logs]
+    return [{"step": e["step"], "loss": e["loss"], "tokens": seen[i + 1] - seen[i], "seconds": s}
+            for i, (e, s) in enumerate(zip(logs, timer.seconds))]
+
+
+def lora_config(args) -> LoraConfig:
+    """The LoRA config of symtune's cpu-small recipe, handed to TRL unchanged."""
+    recipe = load_recipe("cpu-small")
+    return LoraConfig(r=recipe.lora_r, lora_alpha=recipe.lora_alpha, lora_dropout=recipe.lora_dropout,
+                      target_modules=recipe.lora_target_modules, task_type="CAUSAL_LM")
+
+
+def tokens_per_s(log: list[dict]) -> float:
+    measured = log[1:]  # the first step sets up kernels and allocators
+    return sum(r["tokens"] for r in measured) / sum(r["seconds"] for r in measured)
+
+
+def matmul_peak(dtype: torch.dtype, sizes: tuple[int, ...], repeats: int) -> float:
+    """Best FLOP/s of square matmuls on this CPU at the current thread count."""
+    best = 0.0
+    for n in sizes:
+        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+        torch.matmul(a, b)
+        for _ in range(repeats):
+            _, seconds = timed(torch.matmul, a, b)
+            best = max(best, 2 * n**3 / seconds)
+    return best
+
+
+def flops_per_token(model_path: str, lora: bool, args) -> tuple[float, str]:
+    """Model FLOPs per trained token. N excludes the (tied) embedding / LM head matrix, which
+    symtune applies to the supervised positions only; attention scores are left out too."""
+    from peft import get_peft_model
+
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    n_base = sum(p.numel() for p in model.parameters()) - model.get_input_embeddings().weight.numel()
+    if not lora:
+        return 6 * n_base, "6 N (forward 2N, backward 4N)"
+    n_lora = sum(p.numel() for p in get_peft_model(model, lora_config(args)).parameters() if p.requires_grad)
+    return 4 * n_base + 6 * n_lora, "4 N + 6 N_lora (frozen weights: forward 2N and input gradients 2N, no weight gradients)"
+
+
+def plot(curves: dict, rows: list[dict]):
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
+    for ax, mode in zip(axes[:2], ("full", "lora")):
+        for run in RUNS:
+            log = curves[f"{mode}/{run}"]
+            ax.plot([r["step"] for r in log], [r["loss"] for r in log], label=run, linewidth=1.2)
+        ax.set_title(f"{mode} fine-tuning: loss on completion tokens")
+        ax.set_xlabel("step")
+        ax.legend()
+    names = [f"{r['mode']}\n{r['run']}" for r in rows]
+    axes[2].bar(range(len(rows)), [r["tokens_per_s"] for r in rows], color=["C0", "C1", "C2"] * 2)
+    axes[2].set_xticks(range(len(rows)), names, fontsize=7)
+    axes[2].set_ylabel("tokens / s")
+    axes[2].set_title("speed (non-padding tokens / s)")
+    fig.tight_layout()
+    return fig
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="4 steps per run, smaller matmul probe")
+    parser.add_argument("--model", default="smollm2-135m-instruct")
+    parser.add_argument("--steps", type=int, default=30, help="optimizer steps per run (the first is not timed)")
+    parser.add_argument("--batch-size", type=int, default=8, help="prompts per optimizer step")
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--max-tokens", type=int, default=512, help="prompt + completion tokens, at most")
+    parser.add_argument("--no-bf16", dest="bf16", action="store_false", help="fp32 throughout instead of bf16 autocast")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    if args.quick:
+        args.steps = 4
+    if args.steps < 2:
+        raise SymtuneError("--steps must be at least 2 (the first step is not timed)")
+    info = run_info(args.threads, args.quick)
+    use_threads(args.threads)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+    sizes, repeats = ((1024, 2048), 3) if args.quick else ((1024, 2048, 4096), 5)
+    peak = {"fp32": matmul_peak(torch.float32, sizes, repeats), "bf16": matmul_peak(torch.bfloat16, sizes, repeats)}
+    print(f"matmul peak, {args.threads} threads: fp32 {peak['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peak['bf16'] / 1e9:.0f} GFLOP/s")
+
+    model_path = resolve_model(args.model)
+    tokenizer = load_tokenizer(model_path)
+    curves, rows = {}, []
+    with tempfile.TemporaryDirectory(prefix="bench_tuning.") as tmp:
+        workdir = Path(tmp)
+        mixture = build_rows(tokenizer, args.steps * args.batch_size, args.max_tokens, workdir)
+        for mode in ("full", "lora"):
+            lora = mode == "lora"
+            flops, accounting = flops_per_token(model_path, lora, args)
+            for run in RUNS:
+                load = round(os.getloadavg()[0], 2)
+                if run == "symtune":
+                    log = run_symtune(model_path, workdir, args, lora)
+                else:
+                    log = run_trl(model_path, tokenizer, mixture, workdir, args, lora, checkpointing=run == "trl-default")
+                curves[f"{mode}/{run}"] = log
+                speed = tokens_per_s(log)
+                rows.append({"mode": mode, "run": run, "tokens_per_s": speed, "load_average_before": load,
+                             "threads_used": torch.get_num_threads(),
+                             "mean_tokens_per_step": sum(r["tokens"] for r in log) / len(log),
+                             "final_loss": sum(r["loss"] for r in log[-5:]) / len(log[-5:]),
+                             "model_flops_per_token": flops, "flops_accounting": accounting,
+                             "mfu": speed * flops / peak["bf16" if args.bf16 else "fp32"]})
+                print(f"{mode} {run}: {speed:.0f} tokens/s, final loss {rows[-1]['final_loss']:.3f}", flush=True)
+            base = {r["run"]: r["tokens_per_s"] for r in rows if r["mode"] == mode}
+            for r in rows[-len(RUNS):]:
+                r["speedup_vs_trl_default"] = r["tokens_per_s"] / base["trl-default"]
+                r["speedup_vs_trl_no_checkpointing"] = r["tokens_per_s"] / base["trl-no-checkpointing"]
+
+    print_table(rows, [
+        ("mode", "mode", "s"), ("run", "run", "s"), ("tokens/s", "tokens_per_s", ".0f"),
+        ("vs TRL default", "speedup_vs_trl_default", ".2f"), ("vs TRL no-ckpt", "speedup_vs_trl_no_checkpointing", ".2f"),
+        ("final loss", "final_loss", ".3f"), ("MFU", "mfu", ".1%"), ("load", "load_average_before", ".1f"),
+    ])
+    result = {"benchmark": "tuning", **info, "model": args.model, "tasks": TASKS, "steps": args.steps,
+              "batch_size": args.batch_size, "lr": args.lr, "max_tokens": args.max_tokens, "bf16_autocast": args.bf16,
+              "targets": {"vs_trl_default": 2.0, "vs_trl_no_checkpointing": 1.5, "mfu": 0.3},
+              "matmul_peak_flops": peak, "results": rows, "loss_curves": curves}
+    save("bench_tuning-quick" if args.quick else "bench_tuning", result, plot(curves, rows))
+
+
+if __name__ == "__main__":
+    main()

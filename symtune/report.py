@@ -1,0 +1,193 @@
+"""Evaluation results: the JSON file, its Markdown tables, and PNG plots.
+
+Tables and plots show each condition's unweighted mean over tasks (percent) with the standard
+error over seeds, next to the chance rate. Bars for conditions without an x position (the
+4-setting grid, paper 1's flipped labels), curves for those with one (percent flipped, k).
+"""
+
+import sys
+from pathlib import Path
+
+from symtune.errors import SymtuneError
+from symtune.io import read_json, write_json
+
+METRICS = {  # name -> what the tables call it
+    "acc": "accuracy, rank classification (summed log-prob)",
+    "acc_norm": "accuracy, rank classification (log-prob per token)",
+    "acc_calibrated": "accuracy, rank classification (content-free calibrated)",
+    "acc_gen": "accuracy, greedy generation + exact match",
+    "label_rate": "share of generations that are one of the labels",
+}
+RANKED = ("acc", "acc_norm", "acc_calibrated")  # the metrics that chance applies to
+MAX_TASK_ROWS = 30  # longer task lists (BIG-bench subtasks) are summarised by family
+
+
+def write_results(results: dict, out) -> None:
+    out = Path(out)
+    write_json(out / "results.json", results)
+    (out / "results.md").write_text(markdown(results), encoding="utf-8")
+
+
+def pct(summary: dict | None) -> str:
+    if not summary:
+        return "–"
+    se = summary["stderr"]
+    return f"{100 * summary['mean']:.1f}" + (f" ± {100 * se:.1f}" if se is not None else "")
+
+
+def table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+
+def present_metrics(results: dict) -> list[str]:
+    found = {m for model in results["models"].values() for cond in model["conditions"].values()
+             for m in cond["mean"]["metrics"]}
+    return [m for m in METRICS if m in found]
+
+
+def markdown(results: dict) -> str:
+    cfg, conditions = results["config"], results["conditions"]
+    heads = [c["label"] for c in conditions]
+    models = results["models"]
+    first = next(iter(models.values()), {"conditions": {}})
+    chance = [fmt_chance(first["conditions"].get(c["name"], {}).get("mean")) for c in conditions]
+    parts = [
+        f"## {results['suite']}: n={cfg['n']} per task and seed, k={cfg['k']}, seeds {list(cfg['seeds'])}",
+        "Unweighted mean over tasks (%) ± standard error over seeds.",
+    ]
+    for metric in present_metrics(results):
+        rows = [["chance", *chance]] if metric in RANKED else []
+        rows += [[model, *(pct(m["conditions"][c["name"]]["mean"]["metrics"].get(metric)) for c in conditions)]
+                 for model, m in models.items()]
+        parts += [f"### {metric}: {METRICS[metric]}", table(["model", *heads], rows)]
+    for model, m in models.items():
+        parts += per_task_table(model, [m["conditions"][c["name"]] for c in conditions], heads, present_metrics(results))
+    return "\n\n".join(parts) + "\n"
+
+
+def fmt_chance(summary: dict | None) -> str:
+    return f"{100 * summary['chance']:.1f}" if summary and summary["chance"] is not None else "–"
+
+
+def per_task_table(model: str, conds: list[dict], heads: list[str], metrics: list[str]) -> list[str]:
+    """Per task (per family for long task lists): acc under every condition, or every metric
+    when the suite has a single condition."""
+    key = "tasks" if len({t for c in conds for t in c["tasks"]}) <= MAX_TASK_ROWS else "families"
+    names = list(dict.fromkeys(name for c in conds for name in c[key]))
+    if len(conds) == 1:
+        columns = [(conds[0], metric) for metric in metrics]
+        heads = metrics
+    else:
+        columns = [(c, "acc") for c in conds]
+    rows = []
+    for name in names:
+        cells = [pct(c[key][name]["metrics"].get(metric)) if name in c[key] else "–" for c, metric in columns]
+        chance = fmt_chance(next(c[key][name] for c in conds if name in c[key]))
+        rows.append([name, *cells, chance])
+    title = "task" if key == "tasks" else "family"
+    what = "" if len(conds) == 1 else " acc"
+    return [f"### {model}:{what} per {title}", table([title, *heads, "chance"], rows)]
+
+
+# ---- plots -------------------------------------------------------------------------------
+
+
+def merge_models(results_list: list[dict]) -> list[tuple[str, dict, list[dict]]]:
+    """(model name, per-condition results, conditions) over files; names made unique."""
+    merged = []
+    for path, results in results_list:
+        for model, m in results["models"].items():
+            name = model if all(model != other for other, _, _ in merged) else f"{model} ({Path(path).stem})"
+            merged.append((name, m["conditions"], results["conditions"]))
+    return merged
+
+
+def plot_suite(suite: str, results_list: list[tuple[str, dict]], out: Path, metric: str = "acc") -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = merge_models(results_list)
+    conditions = results_list[0][1]["conditions"]
+    bars = [c for c in conditions if c["x"] is None]
+    curve = [c for c in conditions if c["x"] is not None]
+    panels = [p for p in (bars, curve) if p]
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.2), squeeze=False)
+    for ax, conds in zip(axes[0], panels):
+        (plot_bars if conds is bars else plot_curve)(ax, conds, models, metric)
+        ax.set_ylabel(f"{metric} (%)")
+        ax.set_ylim(0, 100)
+        ax.grid(axis="y", alpha=0.3)
+    if suite == "flipped" and curve:
+        axes[0][-1].set_xlabel("exemplar labels flipped (%)")
+    elif suite == "kcurve":
+        axes[0][-1].set_xlabel("exemplars per class (k)")
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(f"{suite}: mean over tasks ± s.e. over seeds")
+    fig.tight_layout()
+    path = out / f"{suite}.png"
+    out.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def summary(model_conditions: dict, cond: dict, metric: str) -> tuple[float, float]:
+    s = model_conditions[cond["name"]]["mean"]["metrics"].get(metric)
+    if s is None:
+        return float("nan"), 0.0
+    return 100 * s["mean"], 100 * (s["stderr"] or 0.0)
+
+
+def plot_bars(ax, conds: list[dict], models, metric: str) -> None:
+    width = 0.8 / len(models)
+    for j, (name, mc, _) in enumerate(models):
+        values = [summary(mc, c, metric) for c in conds]
+        xs = [i - 0.4 + width * (j + 0.5) for i in range(len(conds))]
+        ax.bar(xs, [v for v, _ in values], width, yerr=[e for _, e in values], capsize=3, label=name)
+    chance = models[0][1]
+    for i, c in enumerate(conds):
+        level = 100 * chance[c["name"]]["mean"]["chance"]
+        ax.hlines(level, i - 0.45, i + 0.45, colors="k", linestyles="--", linewidth=1,
+                  label="chance" if i == 0 else None)
+    ax.set_xticks(range(len(conds)), [c["label"] for c in conds], fontsize=8)
+
+
+def plot_curve(ax, conds: list[dict], models, metric: str) -> None:
+    xs = [c["x"] for c in conds]
+    for name, mc, _ in models:
+        values = [summary(mc, c, metric) for c in conds]
+        ax.errorbar(xs, [v for v, _ in values], yerr=[e for _, e in values], marker="o", capsize=3, label=name)
+    chance = [100 * models[0][1][c["name"]]["mean"]["chance"] for c in conds]
+    ax.plot(xs, chance, "k--", linewidth=1, label="chance")
+    ax.set_xticks(xs)
+
+
+def report(paths: list[str], out, metric: str = "acc") -> list[Path]:
+    """One PNG per suite found in the results files."""
+    by_suite = {}
+    for path in paths:
+        results = read_json(path)
+        if not isinstance(results, dict) or "suite" not in results or "models" not in results:
+            raise SymtuneError(f"{path}: not a symtune results file")
+        by_suite.setdefault(results["suite"], []).append((path, results))
+    for suite, group in by_suite.items():
+        names = [[c["name"] for c in r["conditions"]] for _, r in group]
+        if any(n != names[0] for n in names):
+            raise SymtuneError(f"the {suite} results files have different conditions; plot them separately")
+    return [plot_suite(suite, group, Path(out), metric) for suite, group in by_suite.items()]
+
+
+def add_report_parser(subparsers) -> None:
+    p = subparsers.add_parser("report", help="PNG plots from one or more results.json files")
+    p.add_argument("results", nargs="+", help="results.json files written by `symtune eval`")
+    p.add_argument("--out", required=True, help="folder for the PNG files")
+    p.add_argument("--metric", default="acc", choices=list(METRICS))
+    p.set_defaults(func=run_report)
+
+
+def run_report(args) -> None:
+    for path in report(args.results, args.out, args.metric):
+        print(path, file=sys.stderr)

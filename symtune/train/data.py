@@ -1,0 +1,158 @@
+"""Tuning data: mixtures in, tokenized prompt/completion samples, a seeded per-step schedule, packed batches.
+
+A sample is (token ids, number of prompt tokens); the loss goes on the tokens after the prompt.
+Every step's prompts are fixed by the seed and the step number alone, so a resumed run (or one
+spread over several processes) sees exactly the prompts of an uninterrupted single-process run.
+"""
+
+import random
+import sys
+from pathlib import Path
+
+import torch
+
+from symtune.errors import SymtuneError
+from symtune.io import read_json, read_jsonl
+from symtune.train.recipe import Recipe, stage_steps
+
+
+def read_mixture(path) -> tuple[list[dict], dict]:
+    """(rows, manifest) of a mixture folder, with every row checked."""
+    path = Path(path)
+    if not path.is_dir():
+        raise SymtuneError(f"mixture folder not found: {path}")
+    if not (path / "train.jsonl").is_file():
+        raise SymtuneError(f"{path} is not a mixture: it has no train.jsonl (build one with `symtune data build`)")
+    rows = read_jsonl(path / "train.jsonl")
+    if not rows:
+        raise SymtuneError(f"{path / 'train.jsonl'} is empty")
+    for i, row in enumerate(rows, 1):
+        if not isinstance(row.get("prompt"), str) or not isinstance(row.get("completion"), str) or not row["completion"]:
+            raise SymtuneError(f"{path / 'train.jsonl'}: row {i} needs a string prompt and a non-empty string completion")
+    manifest = read_json(path / "manifest.json") if (path / "manifest.json").is_file() else {}
+    return rows, manifest
+
+
+def encode(tokenizer, prompts: list[str], completions: list[str]) -> list[tuple[list[int], int]]:
+    """Tokenize prompt+completion jointly and split where the prompt's own tokens end (as the scorer does)."""
+    prompt_ids = tokenizer(prompts).input_ids
+    joint_ids = tokenizer([p + c for p, c in zip(prompts, completions)]).input_ids
+    samples = []
+    for prompt, joint in zip(prompt_ids, joint_ids):
+        split = 0
+        while split < min(len(prompt), len(joint) - 1) and prompt[split] == joint[split]:
+            split += 1
+        samples.append((joint, split))
+    return samples
+
+
+class TrainingData:
+    """All samples of all mixtures a recipe names, and the prompts of each step."""
+
+    def __init__(self, recipe: Recipe, data, tokenizer, context: int):
+        self.max_len = min(recipe.max_seq_len, context)
+        stages = recipe.stages or [{"data": data}]
+        if any(stage["data"] is None for stage in stages):
+            raise SymtuneError("no training data: give a mixture folder (--data) or stages with data in the recipe")
+        self.mixtures, self.samples, self.skipped = {}, [], 0
+        sources_per_stage = []
+        for stage in stages:
+            paths = stage["data"] if isinstance(stage["data"], list) else [stage["data"]]
+            weights = stage.get("ratio", [1] * len(paths))
+            sources = []
+            for path, weight in zip(paths, weights):
+                sources += self.sources(str(path), weight, recipe.symbol_fraction, tokenizer, context)
+            sources_per_stage.append(sources)
+        self.schedule, self.stage_of_step = [], []
+        for k, (sources, steps) in enumerate(zip(sources_per_stage, stage_steps(recipe))):
+            self.schedule += step_prompts(sources, steps, recipe.batch_size, f"{recipe.seed}/stage{k}")
+            self.stage_of_step += [k] * steps
+        if self.skipped:
+            print(f"symtune: skipped {self.skipped} prompts longer than max_seq_len={self.max_len} tokens", file=sys.stderr)
+
+    def sources(self, path: str, weight: float, symbol_fraction, tokenizer, context: int) -> list[tuple[list[int], float]]:
+        """(sample indices, weight) of one mixture: one source, or symbol and other rows when resampled by kind."""
+        if path not in self.mixtures:
+            rows, manifest = read_mixture(path)
+            indices = {"symbol": [], "other": []}
+            encoded = encode(tokenizer, [r["prompt"] for r in rows], [r["completion"] for r in rows])
+            for line, (row, sample) in enumerate(zip(rows, encoded), 1):
+                if len(sample[0]) > context:
+                    raise SymtuneError(f"{path}/train.jsonl: row {line} has {len(sample[0])} tokens, longer than the "
+                                       f"model's context of {context}; rebuild the mixture with a smaller --max-tokens")
+                if len(sample[0]) > self.max_len:
+                    self.skipped += 1
+                    continue
+                indices["symbol" if row.get("kind") == "symbol" else "other"].append(len(self.samples))
+                self.samples.append(sample)
+            self.mixtures[path] = (indices, manifest)
+        indices = self.mixtures[path][0]
+        if symbol_fraction is None:
+            parts = [(indices["symbol"] + indices["other"], weight)]
+        else:
+            parts = [(indices["symbol"], weight * symbol_fraction), (indices["other"], weight * (1 - symbol_fraction))]
+        for ids, w in parts:
+            if w > 0 and not ids:
+                raise SymtuneError(f"{path} has no prompts to draw from for weight {w} "
+                                   f"(all too long, or no rows of the kind symbol_fraction asks for)")
+        return [(ids, w) for ids, w in parts if w > 0]
+
+    def global_batch(self, step: int) -> list[tuple[list[int], int]]:
+        return [self.samples[i] for i in self.schedule[step]]
+
+
+def step_prompts(sources, steps: int, batch_size: int, seed: str) -> list[list[int]]:
+    """Sample indices of each step: each slot picks a source by weight, then that source's next
+    prompt in a fresh shuffle per pass (without replacement within a pass)."""
+    rng = random.Random(seed)
+    picks = rng.choices(range(len(sources)), weights=[w for _, w in sources], k=steps * batch_size)
+    orders, cursors = [[] for _ in sources], [0] * len(sources)
+    flat = []
+    for s in picks:
+        if cursors[s] == len(orders[s]):
+            orders[s], cursors[s] = rng.sample(sources[s][0], len(sources[s][0])), 0
+        flat.append(orders[s][cursors[s]])
+        cursors[s] += 1
+    return [flat[i: i + batch_size] for i in range(0, len(flat), batch_size)]
+
+
+def pack(samples: list[tuple[list[int], int]], max_len: int) -> list[list[tuple[list[int], int]]]:
+    """Rows of samples, each row at most max_len tokens (first-fit, longest first)."""
+    rows, room = [], []
+    for sample in sorted(samples, key=lambda s: -len(s[0])):
+        for r, free in enumerate(room):
+            if len(sample[0]) <= free:
+                rows[r].append(sample)
+                room[r] -= len(sample[0])
+                break
+        else:
+            rows.append([sample])
+            room.append(max_len - len(sample[0]))
+    return rows
+
+
+def make_batch(samples: list[tuple[list[int], int]], max_len: int, pad_id: int) -> dict:
+    """Packed rows with position ids restarting at each sample, so that samples never attend to each
+    other, and `select`: the positions whose next token is a completion token, with those `targets`."""
+    rows = pack(samples, max_len)
+    width = max(sum(len(ids) for ids, _ in row) for row in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    position_ids = torch.zeros((len(rows), width), dtype=torch.long)
+    select = torch.zeros((len(rows), width), dtype=torch.bool)
+    targets = []
+    for r, row in enumerate(rows):
+        start = 0
+        for ids, n_prompt in row:
+            end = start + len(ids)
+            input_ids[r, start:end] = torch.tensor(ids)
+            position_ids[r, start:end] = torch.arange(len(ids))
+            select[r, start + n_prompt - 1: end - 1] = True
+            targets += ids[n_prompt:]
+            start = end
+        position_ids[r, start:] = torch.arange(width - start)  # the padding is a sequence of its own
+    return {"input_ids": input_ids, "position_ids": position_ids, "select": select,
+            "targets": torch.tensor(targets, dtype=torch.long), "tokens": sum(len(ids) for ids, _ in samples)}
+
+
+def supervised_tokens(samples) -> int:
+    return sum(len(ids) - n_prompt for ids, n_prompt in samples)

@@ -1,0 +1,196 @@
+"""tune(): symbol-tune a causal LM on prompt/completion mixtures, loss on the completion tokens only.
+
+The same code runs in one CPU process and under `accelerate launch` (DDP, FSDP, DeepSpeed): every
+process builds the same global batch of prompts for a step and trains on its share of it.
+"""
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from symtune import __version__
+from symtune.errors import SymtuneError
+from symtune.io import write_jsonl, read_jsonl
+from symtune.models import load_tokenizer, model_fingerprint, resolve_model
+from symtune.train.checkpoint import checkpoints, load_checkpoint, save_checkpoint
+from symtune.train.data import TrainingData, make_batch, supervised_tokens
+from symtune.train.output import model_card, plot_loss
+from symtune.train.recipe import Recipe, load_recipe
+
+LOG = "train_log.jsonl"
+
+
+def use_bf16(setting, device: torch.device) -> bool:
+    if setting != "auto":
+        return setting
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
+
+
+def add_lora(model, recipe: Recipe):
+    from peft import LoraConfig, get_peft_model
+
+    targets = recipe.lora_target_modules
+    if targets != "all-linear":
+        targets = [targets] if isinstance(targets, str) else targets
+        names = {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)}
+        missing = [t for t in targets if t not in names]
+        if missing:
+            raise SymtuneError(f"LoRA target modules not in the model: {', '.join(missing)} "
+                               f"(its linear layers: {', '.join(sorted(names))})")
+    config = LoraConfig(r=recipe.lora_r, lora_alpha=recipe.lora_alpha, lora_dropout=recipe.lora_dropout,
+                        target_modules=targets, task_type="CAUSAL_LM")
+    return get_peft_model(model, config)
+
+
+def make_optimizer(model, recipe: Recipe):
+    params = [p for p in model.parameters() if p.requires_grad]
+    if recipe.optimizer == "adafactor":
+        from transformers.optimization import Adafactor
+
+        return Adafactor(params, lr=recipe.lr, weight_decay=recipe.weight_decay, scale_parameter=False,
+                         relative_step=False)
+    return torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+
+
+def supervised_logits(accelerator, model, batch, bf16: bool) -> torch.Tensor:
+    """Logits at the supervised positions only: the LM head sees hidden[select], never the rest."""
+    head = accelerator.unwrap_model(model).get_output_embeddings()
+    select = batch["select"].to(accelerator.device)
+    hook = head.register_forward_pre_hook(lambda module, args: (args[0][select],))
+    try:
+        with torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=bf16):
+            return model(input_ids=batch["input_ids"].to(accelerator.device),
+                         position_ids=batch["position_ids"].to(accelerator.device), use_cache=False).logits
+    finally:
+        hook.remove()
+
+
+def train_step(accelerator, model, optimizer, scheduler, batch, n_targets: int, recipe: Recipe, bf16: bool) -> float:
+    """One optimizer step; returns the mean loss over all completion tokens of the global batch."""
+    logits = supervised_logits(accelerator, model, batch, bf16)
+    loss_sum = F.cross_entropy(logits.float(), batch["targets"].to(logits.device), reduction="sum")
+    # processes' gradients are averaged; scaling by their number makes the result the global token mean
+    accelerator.backward(loss_sum * accelerator.num_processes / n_targets)
+    if recipe.max_grad_norm:
+        accelerator.clip_grad_norm_(model.parameters(), recipe.max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return accelerator.reduce(loss_sum.detach(), "sum").item() / n_targets
+
+
+def check_out(out: Path, resume: bool) -> None:
+    if resume:
+        return
+    if checkpoints(out) or (out / LOG).exists() or (out / "README.md").exists():
+        raise SymtuneError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
+
+
+def save_model(accelerator, model, tokenizer, out: Path, recipe: Recipe, card: str) -> None:
+    """The tuned model (or adapter), its tokenizer and model card, moved into `out` file by file."""
+    accelerator.wait_for_everyone()
+    merge = recipe.lora and recipe.merge_lora
+    state = None if merge else accelerator.get_state_dict(model)  # gathers FSDP / DeepSpeed shards
+    if not accelerator.is_main_process:
+        return
+    tmp = out / ".final.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        model = accelerator.unwrap_model(model)
+        if merge:
+            model = model.merge_and_unload()
+        model.save_pretrained(tmp, state_dict=state)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "README.md").write_text(card, encoding="utf-8")
+        for f in tmp.iterdir():
+            os.replace(f, out / f.name)
+    except OSError as e:
+        raise SymtuneError(f"cannot save the tuned model to {out}: {e.strerror or e}") from None
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def tune(model: str, data=None, out="run", recipe: Recipe | str = "cpu-small", resume: bool = False,
+         progress: bool | None = None) -> Path:
+    """Tune `model` on the mixture folder `data` (or the recipe's stages); return the output folder."""
+    from accelerate import Accelerator
+    from accelerate.utils import set_seed
+    from tqdm import tqdm
+    from transformers import AutoModelForCausalLM, get_scheduler
+
+    recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
+    out = Path(out)
+    check_out(out, resume)
+    accelerator = Accelerator(cpu=not torch.accelerator.is_available())  # cpu=True: gloo when launched on CPUs
+    world, rank = accelerator.num_processes, accelerator.process_index
+    if recipe.batch_size < world:
+        raise SymtuneError(f"batch_size {recipe.batch_size} is smaller than the {world} processes")
+    if accelerator.device.type == "cpu":
+        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // int(os.environ.get("LOCAL_WORLD_SIZE", 1))))
+    bf16 = use_bf16(recipe.bf16, accelerator.device)
+    set_seed(recipe.seed)
+
+    with accelerator.main_process_first():  # converts an embedded / GGUF model once
+        model_path = resolve_model(model)
+    tokenizer = load_tokenizer(model_path)
+    net = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    context = getattr(net.config, "max_position_embeddings", None) or recipe.max_seq_len
+    training = TrainingData(recipe, data, tokenizer, context)
+    if recipe.lora:
+        net = add_lora(net, recipe)
+    net.train()
+    optimizer = make_optimizer(net, recipe)
+    scheduler = get_scheduler(recipe.scheduler, optimizer, recipe.warmup_steps, recipe.max_steps)
+    net, optimizer = accelerator.prepare(net, optimizer)
+    accelerator.register_for_checkpointing(scheduler)
+
+    identity = {"model": model, "model_fingerprint": model_fingerprint(model_path),
+                "data": sorted(str(Path(p).resolve()) for p in training.mixtures), "recipe": recipe.to_dict()}
+    start = load_checkpoint(accelerator, out, identity) if resume else 0
+    log = [r for r in read_jsonl(out / LOG) if r["step"] <= start] if resume and (out / LOG).exists() else []
+    if accelerator.is_main_process:
+        write_jsonl(out / LOG, log)
+
+    bar = tqdm(total=recipe.max_steps, initial=start, unit="step", dynamic_ncols=True,
+               disable=not accelerator.is_main_process or progress is False)
+    for step in range(start, recipe.max_steps):
+        started = time.perf_counter()
+        samples = training.global_batch(step)
+        batch = make_batch(samples[rank::world], training.max_len, tokenizer.pad_token_id)
+        lr = optimizer.param_groups[0]["lr"]
+        loss = train_step(accelerator, net, optimizer, scheduler, batch, supervised_tokens(samples), recipe, bf16)
+        seconds = time.perf_counter() - started
+        tokens = sum(len(ids) for ids, _ in samples)
+        row = {"step": step + 1, "stage": training.stage_of_step[step], "loss": loss, "lr": lr, "tokens": tokens,
+               "supervised_tokens": supervised_tokens(samples), "seconds": round(seconds, 4),
+               "tokens_per_s": round(tokens / seconds, 1)}
+        log.append(row)
+        if accelerator.is_main_process:
+            with open(out / LOG, "a", encoding="utf-8") as f:
+                f.write(json.dumps(row) + "\n")
+        bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{row['tokens_per_s']:.0f}", refresh=False)
+        bar.update()
+        if (step + 1) % recipe.save_every == 0 and step + 1 < recipe.max_steps:
+            save_checkpoint(accelerator, out, step + 1, identity, recipe.keep_checkpoints)
+    bar.close()
+
+    summary = {
+        "base model": model, "steps": recipe.max_steps, "prompts seen": recipe.max_steps * recipe.batch_size,
+        "tokens seen": sum(r["tokens"] for r in log), "completion tokens": sum(r["supervised_tokens"] for r in log),
+        "final loss (mean of last 10 steps)": round(sum(r["loss"] for r in log[-10:]) / max(1, len(log[-10:])), 4),
+        "prompts skipped as longer than max_seq_len": training.skipped, "processes": world,
+        "device": accelerator.device.type, "bf16 autocast": bf16, "symtune": __version__,
+    }
+    manifests = {path: manifest for path, (_, manifest) in training.mixtures.items()}
+    save_model(accelerator, net, tokenizer, out, recipe, model_card(model, manifests, recipe.to_dict(), summary))
+    if accelerator.is_main_process:
+        plot_loss(log, out / "loss.png")
+    accelerator.wait_for_everyone()
+    return out

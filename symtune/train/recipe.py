@@ -1,0 +1,163 @@
+"""Tuning recipes: every knob in one dataclass; YAML files (symtune/configs/*.yaml) and `--set key=value` fill it."""
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import yaml
+
+from symtune.errors import SymtuneError
+
+SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine", "cosine_with_min_lr", "inverse_sqrt",
+              "warmup_stable_decay")
+STAGE_KEYS = ("data", "steps", "ratio")
+
+
+@dataclass
+class Recipe:
+    """Defaults are the `cpu-small` recipe."""
+
+    max_steps: int = 300  # optimizer steps over all stages
+    batch_size: int = 8  # prompts per optimizer step, over all processes together
+    lr: float = 1e-4
+    optimizer: str = "adamw"  # adamw | adafactor
+    weight_decay: float = 0.0
+    scheduler: str = "cosine"  # a transformers scheduler name (SCHEDULERS)
+    warmup_steps: int = 10
+    max_grad_norm: float | None = 1.0
+    max_seq_len: int = 1024  # tokens per packed row; longer prompts are skipped
+    lora: bool = False
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    lora_target_modules: str | list = "all-linear"  # peft's "all-linear" or module names, e.g. [q_proj, v_proj]
+    merge_lora: bool = False  # save a merged full model instead of the adapter
+    bf16: bool | str = "auto"  # bf16 autocast: true, false, or auto (on where the CPU or GPU supports bf16)
+    symbol_fraction: float | None = None  # resample each mixture to this share of kind=="symbol" rows
+    stages: list = field(default_factory=list)  # [{data: DIR or [DIR, ...], ratio: [w, ...], steps: N}, ...]
+    seed: int = 0
+    save_every: int = 100  # checkpoint every N steps (and at the end)
+    keep_checkpoints: int = 1  # newest checkpoints kept
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+RUN_KEYS = ("save_every", "keep_checkpoints")  # keys that may change between a run and its resumption
+
+
+def recipe_path(name_or_path: str) -> Path:
+    """A shipped recipe name (cpu-small, paper, ...) or a YAML file."""
+    shipped = resources.files("symtune") / "configs" / f"{name_or_path}.yaml"
+    if shipped.is_file():
+        return Path(str(shipped))
+    path = Path(name_or_path)
+    if not path.is_file():
+        names = sorted(p.name.removesuffix(".yaml") for p in (resources.files("symtune") / "configs").iterdir()
+                       if p.name.endswith(".yaml"))
+        raise SymtuneError(f"unknown recipe {name_or_path!r}: not a shipped recipe ({', '.join(names)}) nor a YAML file")
+    return path
+
+
+def check_keys(keys, where: str) -> None:
+    known = [f.name for f in dataclasses.fields(Recipe)]
+    for key in keys:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" (did you mean {close[0]}?)" if close else ""
+            raise SymtuneError(f"unknown recipe key {key!r} in {where}{hint}")
+
+
+def parse_override(item: str) -> tuple[str, object]:
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+        raise SymtuneError(f"--set expects key=value, got {item!r}")
+    try:
+        return key.strip(), yaml.safe_load(value)
+    except yaml.YAMLError:
+        raise SymtuneError(f"--set {key}: cannot parse the value {value!r}") from None
+
+
+def load_recipe(name_or_path: str = "cpu-small", overrides: dict | list[str] = ()) -> Recipe:
+    """The recipe of a shipped name or YAML file, with overrides (a dict or "key=value" strings) applied."""
+    path = recipe_path(name_or_path)
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise SymtuneError(f"{path}: malformed YAML: {e}") from None
+    if not isinstance(values, dict):
+        raise SymtuneError(f"{path}: a recipe is a mapping of key: value")
+    check_keys(values, str(path))
+    if not isinstance(overrides, dict):
+        overrides = dict(map(parse_override, overrides))
+    check_keys(overrides, "the overrides")
+    return checked(Recipe(**{**values, **overrides}))
+
+
+def type_names(hint) -> tuple[tuple[type, ...], str]:
+    args = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    kinds = tuple(typing.get_origin(a) or a for a in args)
+    return kinds, " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
+
+
+def checked(recipe: Recipe) -> Recipe:
+    """The recipe with ints and numeric strings turned into floats where floats belong; bad values refused."""
+    for f in dataclasses.fields(Recipe):
+        kinds, names = type_names(typing.get_type_hints(Recipe)[f.name])
+        value = getattr(recipe, f.name)
+        if float in kinds and isinstance(value, (int, str)) and not isinstance(value, bool):
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
+            raise SymtuneError(f"recipe key {f.name} must be {names}, got {value!r}")
+        setattr(recipe, f.name, value)
+    positive = {"max_steps": recipe.max_steps, "batch_size": recipe.batch_size, "max_seq_len": recipe.max_seq_len,
+                "save_every": recipe.save_every, "keep_checkpoints": recipe.keep_checkpoints, "lora_r": recipe.lora_r}
+    for key, value in positive.items():
+        if value < 1:
+            raise SymtuneError(f"recipe key {key} must be at least 1, got {value}")
+    if recipe.optimizer not in ("adamw", "adafactor"):
+        raise SymtuneError(f"recipe key optimizer must be adamw or adafactor, got {recipe.optimizer!r}")
+    if recipe.scheduler not in SCHEDULERS:
+        raise SymtuneError(f"recipe key scheduler must be one of {', '.join(SCHEDULERS)}, got {recipe.scheduler!r}")
+    if recipe.bf16 not in (True, False, "auto"):
+        raise SymtuneError(f"recipe key bf16 must be true, false or auto, got {recipe.bf16!r}")
+    if recipe.symbol_fraction is not None and not 0.0 <= recipe.symbol_fraction <= 1.0:
+        raise SymtuneError(f"recipe key symbol_fraction must be in [0, 1], got {recipe.symbol_fraction}")
+    for stage in recipe.stages:
+        check_stage(stage)
+    stage_steps(recipe)
+    return recipe
+
+
+def check_stage(stage) -> None:
+    if not isinstance(stage, dict) or "data" not in stage:
+        raise SymtuneError(f"a stage is a mapping with data (and steps, ratio), got {stage!r}")
+    unknown = set(stage) - set(STAGE_KEYS)
+    if unknown:
+        raise SymtuneError(f"unknown stage key {sorted(unknown)[0]!r}; a stage has {', '.join(STAGE_KEYS)}")
+    data = stage["data"] if isinstance(stage["data"], list) else [stage["data"]]
+    ratio = stage.get("ratio", [1] * len(data))
+    if not isinstance(ratio, list) or len(ratio) != len(data) or not all(isinstance(r, (int, float)) and r >= 0 for r in ratio) \
+            or not sum(ratio):
+        raise SymtuneError(f"stage ratio must be a list of {len(data)} non-negative weights, got {ratio!r}")
+
+
+def stage_steps(recipe: Recipe) -> list[int]:
+    """Steps of each stage: each stage gives its steps; the last one may leave them out and run to max_steps."""
+    if not recipe.stages:
+        return [recipe.max_steps]
+    steps = [stage.get("steps") for stage in recipe.stages]
+    if steps[-1] is None:
+        steps[-1] = recipe.max_steps - sum(s or 0 for s in steps[:-1])
+    if not all(isinstance(s, int) and s >= 1 for s in steps):
+        raise SymtuneError(f"every stage needs steps >= 1 (the last may run to max_steps), got {steps}")
+    if sum(steps) != recipe.max_steps:
+        raise SymtuneError(f"the stages' steps add up to {sum(steps)} but max_steps is {recipe.max_steps}")
+    return steps

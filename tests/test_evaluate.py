@@ -1,0 +1,158 @@
+import json
+import re
+from pathlib import Path
+
+import pytest
+from helpers import toy_task
+
+from symtune.errors import SymtuneError
+from symtune.evaluate import (
+    CONTENT_FREE, EvalConfig, RequestCache, aggregate, build_items, check_unseen, suite_conditions,
+)
+from symtune.prompts import SEPARATOR
+from symtune.tasks.task import Example, Task
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+def tasks():
+    return [toy_task("bin"), toy_task("tri", labels=("a", "b", "c"))]
+
+
+def test_the_grid_is_the_papers_four_settings():
+    grid = suite_conditions("grid")
+    assert sorted(c.label.split()[0] for c in grid) == sorted(["✓✓", "✗✓", "✓✗", "✗✗"])
+    assert {(c.setting.instruction, c.setting.symbols) for c in grid} == {(i, s) for i in (0, 1) for s in (0, 1)}
+
+
+def test_flipped_suite_has_paper1_and_the_paper2_sweep():
+    paper1, *sweep = suite_conditions("flipped")
+    assert paper1.setting.flip_query and not paper1.setting.symbols and paper1.x is None
+    assert [c.x for c in sweep] == [0, 25, 50, 75, 100]
+    assert [c.setting.flip for c in sweep] == [0, 0.25, 0.5, 0.75, 1.0]
+    assert all(c.binary_only and not c.setting.flip_query for c in sweep)
+
+
+def test_kcurve_sweeps_k_in_the_symbol_setting():
+    assert [(c.k, c.setting.symbols, c.setting.instruction) for c in suite_conditions("kcurve")] == [
+        (k, True, False) for k in (1, 2, 4, 8)]
+
+
+def test_unknown_suite_is_refused():
+    with pytest.raises(SymtuneError, match="unknown suite"):
+        suite_conditions("gird")
+
+
+def test_items_are_seeded_complete_and_identical_on_rebuild():
+    cfg = EvalConfig(suite="grid", n=3, k=2, seeds=(0, 1))
+    conditions, items = build_items(tasks(), cfg)
+    assert len(items) == 4 * 2 * 2 * 3
+    assert len({i["id"] for i in items}) == len(items)
+    assert build_items(tasks(), cfg)[1] == items
+    other_seed = build_items(tasks(), EvalConfig(suite="grid", n=3, k=2, seeds=(5,)))[1]
+    assert {i["text"] for i in other_seed}.isdisjoint(i["text"] for i in items)
+    for item in items:
+        assert item["candidates"][item["answer"]] == item["target"]
+
+
+def test_calibration_replaces_only_the_query_input():
+    _, items = build_items(tasks(), EvalConfig(suite="grid", n=2, k=2, seeds=(0,)))
+    for item in items:
+        assert item["text"].endswith(SEPARATOR + item["query"])
+        (query_input,) = re.findall(r"test \w+ example number \d+", item["query"])
+        assert item["content_free"] == item["query"].replace(query_input, CONTENT_FREE)
+    _, plain = build_items(tasks(), EvalConfig(suite="grid", n=2, k=2, seeds=(0,), calibrate=False))
+    assert all("content_free" not in item for item in plain)
+
+
+def test_binary_only_conditions_drop_multiclass_tasks():
+    _, items = build_items(tasks(), EvalConfig(suite="flipped", n=2, k=2, seeds=(0,)))
+    assert {i["task"] for i in items} == {"bin"}
+    with pytest.raises(SymtuneError, match="binary"):
+        build_items([toy_task("tri", labels=("a", "b", "c"))], EvalConfig(suite="flipped", n=2, k=2, seeds=(0,)))
+
+
+@pytest.mark.parametrize("task, cfg, message", [
+    (Task("notest", ["n", "p"], toy_task().train, []), EvalConfig(suite="grid", n=2, k=2), "no test split"),
+    (toy_task(per_class=4), EvalConfig(suite="grid", n=2, k=4), "k=4"),
+    (toy_task(per_class=6), EvalConfig(suite="kcurve", n=2), "k=8"),
+    (toy_task(), EvalConfig(suite="algorithmic", n=2), "classification task"),
+    (Task("gen", [], [], [Example("[1]", "[]"), Example("[2]", "[2]")]), EvalConfig(suite="grid", n=2), "generation task"),
+])
+def test_bad_suite_inputs_are_refused_before_any_model_loads(task, cfg, message):
+    with pytest.raises(SymtuneError, match=message):
+        build_items([task], cfg)
+
+
+def test_tasks_from_the_tuning_record_are_refused_unless_allowed(tmp_path):
+    (tmp_path / "symtune_training.json").write_text(json.dumps({"tasks": ["sst2", "list_functions"]}))
+    with pytest.raises(SymtuneError, match="sst2"):
+        check_unseen(str(tmp_path), ["cr", "sst2"], allow_seen=False)
+    with pytest.raises(SymtuneError, match="list_functions/c002"):  # a subtask of a tuned family
+        check_unseen(str(tmp_path), ["list_functions/c002"], allow_seen=False)
+    check_unseen(str(tmp_path), ["cr", "sst2"], allow_seen=True)
+    check_unseen(str(tmp_path), ["cr"], allow_seen=False)
+    check_unseen("not-a-folder", ["sst2"], allow_seen=False)
+
+
+def counting(fn):
+    calls = []
+
+    def wrapped(requests, on_batch=None):
+        calls.append(list(requests))
+        results = [fn(r) for r in requests]
+        for i in range(0, len(results), 2):  # report in batches of two, as a scorer would
+            on_batch(list(range(i, min(i + 2, len(results)))), results[i : i + 2])
+        return results
+
+    return wrapped, calls
+
+
+def test_cache_resumes_and_survives_a_cut_off_line(tmp_path):
+    requests = {f"k{i}": f"request {i}" for i in range(5)}
+    fn, calls = counting(str.upper)
+    assert RequestCache(tmp_path, "fp").run(fn, requests) == {k: v.upper() for k, v in requests.items()}
+    path = tmp_path / "fp.0.jsonl"
+    lines = path.read_text().splitlines(keepends=True)
+    path.write_text("".join(lines[:3]) + lines[3][:10])  # a crash in the middle of a line
+    again = RequestCache(tmp_path, "fp").run(fn, requests)
+    assert again == {k: v.upper() for k, v in requests.items()}
+    assert calls[1] == ["request 3", "request 4"]  # only the lost requests ran again
+    assert len(path.read_text().splitlines()) == 5
+    assert all(json.loads(line) for line in path.read_text().splitlines())
+    assert RequestCache(tmp_path, "other").run(fn, {"k0": "x"}) == {"k0": "X"}  # keyed by model
+
+
+def test_aggregate_means_stderr_chance_and_confusion():
+    cfg = EvalConfig(suite="kcurve", n=2, seeds=(0, 1))
+    conditions, items = build_items([toy_task("bin", per_class=20)], cfg)
+    # acc 1.0 on seed 0 and 0.5 on seed 1 (the second prompt of seed 1 predicts the wrong label)
+    records = []
+    for item in items:
+        wrong = item["seed"] == 1 and item["id"].endswith("/1")
+        pred = 1 - item["answer"] if wrong else item["answer"]
+        records.append({**{k: item[k] for k in ("id", "task", "condition", "seed", "candidates", "answer")},
+                        "prediction": item["candidates"][pred], "metrics": {"acc": float(not wrong)}})
+    out = aggregate(records, items, conditions)
+    task = out["k2"]["tasks"]["bin"]
+    assert task["metrics"]["acc"]["per_seed"] == [1.0, 0.5]
+    assert task["metrics"]["acc"]["mean"] == 0.75
+    assert task["metrics"]["acc"]["stderr"] == pytest.approx(0.25)
+    assert task["chance"] == 0.5 and task["n"] == 4
+    assert sum(map(sum, task["confusion"])) == 4 and sum(task["confusion"][i][i] for i in range(2)) == 3
+    assert out["k2"]["mean"]["metrics"]["acc"]["mean"] == 0.75 and out["k2"]["mean"]["chance"] == 0.5
+
+
+@pytest.mark.skipif(not (DATA / "list_functions").is_dir(), reason="needs ../shared/data")
+def test_bigbench_items_shots_and_candidate_sets():
+    from symtune.tasks.registry import load_task_list
+
+    bb = load_task_list(f"{DATA}/list_functions:c002,{DATA}/simp_turing_concept:witness_set")
+    _, items = build_items(bb, EvalConfig(suite="algorithmic", n=5, seeds=(0,)))
+    lists = [i for i in items if i["task"] == "list_functions/c002"]
+    turing = [i for i in items if i["task"].startswith("simp_turing")]
+    assert all(i["text"].count(SEPARATOR) == 4 and i["pattern"] for i in lists)  # 4 shots, then the query
+    inputs = {ex.text for ex in bb[1].test}
+    assert all(i["text"] in inputs for i in turing)  # inputs already hold their shots
+    assert all(i["target"] in i["candidates"] for i in items if i["candidates"])
+    assert all(len(i["candidates"]) <= 5 for i in turing)  # the targets of the query's concept only

@@ -1,0 +1,99 @@
+import json
+import random
+
+import pytest
+import yaml
+from helpers import toy_task
+
+from symtune.errors import SymtuneError
+from symtune.evaluate import EvalConfig, build_items, model_results, new_results
+from symtune.io import read_jsonl, write_json
+from symtune.lmeval_export import export_suite
+from symtune.report import markdown, report, write_results
+from symtune.tasks.task import Example, Task
+
+
+def fake_results(suite, models=("base", "tuned"), n=4, seeds=(0, 1)):
+    """A results dict as `evaluate` writes it, with random predictions instead of a model."""
+    cfg = EvalConfig(suite=suite, n=n, k=2, seeds=seeds)
+    tasks = [toy_task("bin"), toy_task("tri", labels=("a", "b", "c"))]
+    conditions, items = build_items(tasks, cfg)
+    results = new_results(cfg, conditions, tasks, ["toy"])
+    for m, model in enumerate(models):
+        rng = random.Random(m)
+        records = []
+        for item in items:
+            pred = rng.randrange(len(item["candidates"]))
+            records.append({**{k: item[k] for k in ("id", "task", "condition", "seed", "candidates", "answer")},
+                            "prediction": item["candidates"][pred],
+                            "metrics": {"acc": float(pred == item["answer"]), "acc_norm": 0.0}})
+        results["models"][model] = model_results(records, items, conditions)
+    return results
+
+
+def test_markdown_has_chance_and_a_row_per_model():
+    text = markdown(fake_results("grid"))
+    table = text.split("### acc:")[1].split("###")[0].strip().splitlines()[2:]  # after the title
+    assert table[0].startswith("| model | ") and "✗✗" in table[0]
+    assert table[2].startswith("| chance | 41.7 |")  # mean of 1/2 and 1/3
+    assert [row.split(" | ")[0] for row in table[3:]] == ["| base", "| tuned"]
+    assert "### base: acc per task" in text and "| tri |" in text
+
+
+def test_write_results_roundtrips(tmp_path):
+    results = fake_results("kcurve")
+    write_results(results, tmp_path)
+    assert json.loads((tmp_path / "results.json").read_text()) == json.loads(json.dumps(results))
+    assert (tmp_path / "results.md").read_text() == markdown(results)
+
+
+@pytest.mark.parametrize("suite", ["grid", "flipped", "kcurve"])
+def test_report_draws_one_png_per_suite(tmp_path, suite):
+    write_json(tmp_path / "a.json", fake_results(suite, models=("base",)))
+    write_json(tmp_path / "b.json", fake_results(suite, models=("tuned",)))
+    (png,) = report([tmp_path / "a.json", tmp_path / "b.json"], tmp_path / "plots")
+    assert png.name == f"{suite}.png" and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_refuses_other_files(tmp_path):
+    write_json(tmp_path / "x.json", {"hello": 1})
+    with pytest.raises(SymtuneError, match="not a symtune results file"):
+        report([tmp_path / "x.json"], tmp_path)
+
+
+def test_lmeval_export_writes_prompts_and_task_yaml(tmp_path):
+    cfg = EvalConfig(suite="grid", n=3, k=2, seeds=(0, 1))
+    conditions, items = build_items([toy_task("bin"), toy_task("tri", labels=("a", "b", "c"))], cfg)
+    names = export_suite(items, conditions, tmp_path, suite="grid")
+    assert len(names) == 4 * 2
+    group = yaml.safe_load((tmp_path / "symtune_grid.yaml").read_text())
+    assert group["task"] == names
+    for name in names:
+        config = yaml.safe_load((tmp_path / f"{name}.yaml").read_text())
+        assert config["output_type"] == "multiple_choice" and config["target_delimiter"] == " "
+        docs = read_jsonl(config["dataset_kwargs"]["data_files"]["test"])
+        assert len(docs) == 3 * 2
+        assert all(0 <= d["answer"] < len(d["choices"]) for d in docs)
+    expected = {(i["text"], tuple(i["candidates"]), i["answer"]) for i in items}
+    exported = {(d["text"], tuple(d["choices"]), d["answer"]) for n in names for d in read_jsonl(tmp_path / "prompts" / f"{n}.jsonl")}
+    assert exported == expected
+
+
+GENERATION_TASK = Task("lists", [], [], [Example(f"[{i}, {i + 1}]", f"[{i}]") for i in range(8)])
+
+
+@pytest.mark.parametrize("suite, task", [("flipped", toy_task("bin")), ("algorithmic", GENERATION_TASK)])
+def test_lmeval_can_load_the_exported_tasks(tmp_path, suite, task):
+    tasks = pytest.importorskip("lm_eval.tasks")
+    conditions, items = build_items([task], EvalConfig(suite=suite, n=2, k=2, seeds=(0,)))
+    names = export_suite(items, conditions, tmp_path, suite=suite)
+    loaded = tasks.TaskManager(include_path=str(tmp_path), include_defaults=False).load(f"symtune_{suite}")
+    assert sorted(loaded["tasks"]) == sorted(names)
+    for task in loaded["tasks"].values():
+        docs = list(task.test_docs())
+        assert len(docs) == 2
+        assert task.doc_to_text(docs[0]) == docs[0]["text"]
+        if suite == "algorithmic":
+            assert task.OUTPUT_TYPE == "generate_until" and task.doc_to_target(docs[0]) == docs[0]["target"]
+        else:
+            assert task.doc_to_choice(docs[0]) == docs[0]["choices"] and task.doc_to_target(docs[0]) == docs[0]["answer"]

@@ -1,0 +1,117 @@
+import pytest
+from conftest import save_tiny_model
+from transformers import AutoModelForCausalLM
+
+from symtune.errors import SymtuneError
+from symtune.scoring import (
+    Request, encode_request, generate_until, length_batches, normalize, score_requests, score_requests_naive,
+)
+
+# Prompts of different lengths (so batches pad), 2-4 candidates, multi-token symbols.
+REQUESTS = [
+    ("Input: good movie\nOutput: 7291\n\nInput: bad film\nOutput: QXR\n\nInput: fine\nOutput:", [" 7291", " QXR"]),
+    ("Q: is it raining?\nA:", [" yes", " no", " maybe"]),
+    ("Input: a much longer context, with many more words in it than the others have\nOutput:",
+     [" 12345", " ABCD", " lantern", " x"]),
+    ("X = [1, 2]\nY =", [" [1, 2, 9]", " []"]),
+    ("Student: hi\nTeacher:", [" Foo", " Bar"]),
+]
+
+
+@pytest.fixture(scope="module", params=["llama", "gemma3"])
+def model(request, tokenizer, tmp_path_factory):
+    # Large random weights make the logits peaked: near-uniform ones would hide a masking error.
+    # gemma3 has a sliding-window layer (window 8), shorter than every prompt here.
+    path = save_tiny_model(tmp_path_factory.mktemp(request.param), tokenizer, request.param, initializer_range=0.5)
+    return AutoModelForCausalLM.from_pretrained(path).eval()
+
+
+def assert_same_scores(a, b, tol=1e-4):
+    for x, y in zip(a, b, strict=True):
+        assert x.num_tokens == y.num_tokens
+        assert x.greedy == y.greedy
+        assert max(abs(p - q) for p, q in zip(x.logprobs, y.logprobs)) < tol
+
+
+def test_shared_prefix_equals_one_forward_per_continuation(model, tokenizer):
+    naive = score_requests_naive(model, tokenizer, REQUESTS)
+    assert_same_scores(score_requests(model, tokenizer, REQUESTS, token_budget=10_000), naive)  # one padded batch
+    assert_same_scores(score_requests(model, tokenizer, REQUESTS, token_budget=1), naive)  # one prompt per batch
+    assert {n for s in naive for n in s.num_tokens} >= {1, 2, 5}  # single- and multi-token labels were scored
+    assert all(lp < 0 for s in naive for lp in s.logprobs)
+
+
+def test_continuations_are_tokenized_after_the_prompt(tokenizer):
+    context, conts = REQUESTS[0]
+    prefix, ids, scored = encode_request(tokenizer, context, conts)
+    assert prefix == tokenizer(context).input_ids
+    assert [prefix + c for c in ids] == [tokenizer(context + c).input_ids for c in conts]
+    assert scored == [len(c) for c in ids]
+
+
+def test_tails_share_the_context_and_score_only_the_continuations(model, tokenizer):
+    context, conts = REQUESTS[0][0].rsplit("Input:", 1)[0], REQUESTS[0][1]
+    tails = ["Input: fine\nOutput:", "Input: N/A\nOutput:"]
+    (shared,) = score_requests(model, tokenizer, [Request(context, conts, tails)])
+    separate = score_requests(model, tokenizer, [(context + tail, conts) for tail in tails])
+    assert_same_scores([shared], score_requests_naive(model, tokenizer, [Request(context, conts, tails)]))
+    assert shared.num_tokens == [n for s in separate for n in s.num_tokens]
+    assert shared.logprobs == pytest.approx([lp for s in separate for lp in s.logprobs], abs=1e-4)
+
+
+def test_a_merge_across_the_boundary_moves_the_split_back(model, tokenizer):
+    # "wor" + "ld" tokenize as one word, so the context's last token is not shared with the joint text.
+    context, conts = "Say hello wor", ["ld", "k", "ds"]
+    prefix, ids, _ = encode_request(tokenizer, context, conts)
+    assert len(prefix) < len(tokenizer(context).input_ids)
+    assert [prefix + c for c in ids] == [tokenizer(context + c).input_ids for c in conts]
+    request = [(context, conts)]
+    assert_same_scores(score_requests(model, tokenizer, request), score_requests_naive(model, tokenizer, request))
+
+
+def test_labels_that_tokenize_identically_are_refused(tokenizer):
+    with pytest.raises(SymtuneError, match="collide"):
+        encode_request(tokenizer, "Q: x\nA:", [" yes", " no", " yes"])
+
+
+def test_length_batches_respect_the_budget_and_cover_every_item():
+    lengths = [5, 17, 3, 9, 9, 30, 1, 2]
+    batches = length_batches(lengths, 20)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    assert all(len(b) == 1 or len(b) * max(lengths[i] for i in b) <= 20 for b in batches)
+    assert [lengths[b[0]] for b in batches] == sorted((lengths[b[0]] for b in batches), reverse=True)
+    assert len(batches) < len(lengths)  # short items were grouped
+
+
+def test_greedy_generation_is_batch_independent_and_flagged_greedy(model, tokenizer):
+    contexts = [ctx for ctx, _ in REQUESTS]
+    batched = generate_until(model, tokenizer, contexts, max_new_tokens=3)
+    assert batched == [generate_until(model, tokenizer, [c], max_new_tokens=3)[0] for c in contexts]
+    # Random weights generate token runs that may tokenize differently once decoded: keep those that do not.
+    kept = [(c, g) for c, g in zip(contexts, batched) if g.strip()
+            and encode_request(tokenizer, c, [g])[0] == tokenizer(c).input_ids
+            and len(encode_request(tokenizer, c, [g])[1][0]) == 3]
+    assert kept
+    scores = score_requests(model, tokenizer, [(c, [g, " zzz qq"]) for c, g in kept])
+    assert [s.greedy for s in scores] == [[True, False]] * len(kept)
+
+
+def test_generation_stops_before_the_stop_string(model, tokenizer):
+    context = REQUESTS[1][0]
+    full = generate_until(model, tokenizer, [context], stop="\x00", max_new_tokens=6)[0]
+    stop = full.strip()[-1]
+    cut = generate_until(model, tokenizer, [context], stop=stop, max_new_tokens=6)[0]
+    assert cut == full[: full.index(stop)] and len(cut) < len(full)
+
+
+@pytest.mark.parametrize("text, pattern, expected", [
+    ("  Positive ", None, "positive"),
+    (' "QXR"', None, "qxr"),
+    (" [1, 2] and more", r"\[(?:\d+, )*(?:\d+)?\]", "[1, 2]"),
+    (" '0110' because", "('.*?')", "0110"),
+    (" ''", "('.*?')", ""),
+    (" no quotes", "('.*?')", None),  # no answer at all is not the empty answer
+])
+def test_normalize(text, pattern, expected):
+    assert normalize(text, pattern) == expected
+

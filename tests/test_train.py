@@ -1,0 +1,289 @@
+import dataclasses
+import errno
+import json
+import os
+import socket
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+import yaml
+from accelerate import Accelerator
+from conftest import save_tiny_model
+from helpers import toy_task
+from transformers import AutoModelForCausalLM
+
+from symtune.errors import SymtuneError
+from symtune.io import read_jsonl
+from symtune.mixture import MixtureConfig, build_mixture
+from symtune.models import load_model
+from symtune.train import Recipe, load_recipe, tune
+from symtune.train import loop
+from symtune.train.data import TrainingData, encode, make_batch, pack, step_prompts
+from symtune.train.loop import supervised_logits
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def mixture(tmp_path_factory):
+    """Symbol and natural-label prompts from two toy tasks."""
+    out = tmp_path_factory.mktemp("mix")
+    build_mixture([toy_task("a", per_class=20), toy_task("b", labels=("x", "y", "z"), per_class=15)], out,
+                  MixtureConfig(n=48, seed=0, k_min=1, k_max=2, symbol_fraction=0.5))
+    return out
+
+
+def quick(**overrides) -> Recipe:
+    return load_recipe("cpu-small", {"max_steps": 4, "batch_size": 4, "warmup_steps": 1, "save_every": 2,
+                                     "bf16": False, **overrides})
+
+
+def losses(out) -> list[float]:
+    return [row["loss"] for row in read_jsonl(Path(out) / "train_log.jsonl")]
+
+
+# ---- packing and the supervised-only LM head --------------------------------------------------
+
+PAIRS = [("Input: a b c d e f g h i j k\nOutput:", " QXR"), ("x y\nOutput:", " no"),
+         ("Input: a longer prompt than the others, with a few more words in it\nOutput:", " 7291 zz")]
+
+
+def per_token_loss(model, batch):
+    logits = supervised_logits(Accelerator(), model, batch, bf16=False)
+    return F.cross_entropy(logits, batch["targets"], reduction="none")
+
+
+@pytest.mark.parametrize("architecture", ["llama", "gemma3"])
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_packed_samples_never_see_each_other(tokenizer, tmp_path, architecture, attention):
+    """One packed row gives every token the loss it has when its sample runs alone (gemma3's sliding
+    window of 8 is shorter than the samples, so its position remapping is exercised too)."""
+    path = save_tiny_model(tmp_path, tokenizer, architecture)
+    model = AutoModelForCausalLM.from_pretrained(path, attn_implementation=attention)
+    samples = encode(tokenizer, [p for p, _ in PAIRS], [c for _, c in PAIRS])
+    packed = make_batch(samples, 1024, tokenizer.pad_token_id)
+    assert packed["input_ids"].shape[0] == 1
+    alone = [per_token_loss(model, make_batch([s], 1024, tokenizer.pad_token_id))
+             for s in sorted(samples, key=lambda s: -len(s[0]))]  # packing puts the longest first
+    torch.testing.assert_close(per_token_loss(model, packed), torch.cat(alone), rtol=0, atol=1e-5)
+    leaky = dict(packed, position_ids=torch.arange(packed["input_ids"].shape[1])[None])  # no restarts: one long text
+    assert not torch.allclose(per_token_loss(model, leaky), torch.cat(alone), atol=1e-3)
+
+
+def test_loss_is_on_completion_tokens_and_matches_plain_transformers(tokenizer, tiny_model_dir):
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    prompt, completion = PAIRS[2]
+    [(ids, n_prompt)] = encode(tokenizer, [prompt], [completion])
+    assert tokenizer.decode(ids[n_prompt:]) == completion and ids[:n_prompt] == tokenizer(prompt).input_ids
+    labels = torch.tensor([[-100] * n_prompt + ids[n_prompt:]])
+    expected = model(input_ids=torch.tensor([ids]), labels=labels).loss
+    ours = per_token_loss(model, make_batch([(ids, n_prompt)], 1024, tokenizer.pad_token_id)).mean()
+    torch.testing.assert_close(ours, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_pack_fills_rows_up_to_the_limit():
+    samples = [([1] * n, 1) for n in (60, 50, 40, 30, 20)]
+    rows = pack(samples, 100)
+    assert sorted(sum(len(ids) for ids, _ in row) for row in rows) == [90, 110 - 10] or len(rows) == 2
+    assert all(sum(len(ids) for ids, _ in row) <= 100 for row in rows)
+    assert sorted(len(ids) for row in rows for ids, _ in row) == [20, 30, 40, 50, 60]
+
+
+# ---- data: schedule, stages, ratios -----------------------------------------------------------
+
+def test_step_prompts_follow_the_ratio_and_use_each_prompt_once_per_pass():
+    sources = [(list(range(0, 10)), 3.0), (list(range(100, 200)), 1.0)]
+    steps = step_prompts(sources, steps=250, batch_size=8, seed="0")
+    assert steps == step_prompts(sources, steps=250, batch_size=8, seed="0")
+    flat = [i for step in steps for i in step]
+    share = sum(i < 10 for i in flat) / len(flat)
+    assert 0.72 < share < 0.78
+    first_pass = [i for i in flat if i < 10][:10]
+    assert sorted(first_pass) == list(range(10))
+
+
+def test_two_stage_schedule_and_symbol_fraction(tokenizer, mixture, tmp_path):
+    natural = tmp_path / "natural"
+    build_mixture([toy_task("c")], natural, MixtureConfig(n=20, seed=1, k_max=2, symbol_fraction=0.0))
+    recipe = quick(max_steps=6, stages=[{"data": str(mixture), "steps": 2},
+                                         {"data": [str(mixture), str(natural)], "ratio": [0, 1]}])
+    data = TrainingData(recipe, None, tokenizer, context=2048)
+    assert data.stage_of_step == [0, 0, 1, 1, 1, 1]
+    first = set(data.mixtures[str(mixture)][0]["symbol"] + data.mixtures[str(mixture)][0]["other"])
+    assert set(i for step in data.schedule[:2] for i in step) <= first
+    assert not set(i for step in data.schedule[2:] for i in step) & first
+    only_symbols = TrainingData(quick(symbol_fraction=1.0), mixture, tokenizer, context=2048)
+    assert set(i for step in only_symbols.schedule for i in step) <= set(only_symbols.mixtures[str(mixture)][0]["symbol"])
+
+
+# ---- recipes ----------------------------------------------------------------------------------
+
+def test_shipped_default_recipe_lists_every_knob_at_its_default():
+    text = (REPO / "symtune" / "configs" / "cpu-small.yaml").read_text()
+    assert yaml.safe_load(text) == dataclasses.asdict(Recipe())
+    for name in ("paper", "two-stage"):
+        assert set(yaml.safe_load((REPO / "symtune" / "configs" / f"{name}.yaml").read_text())) == set(Recipe().to_dict())
+    paper = load_recipe("paper")
+    assert (paper.batch_size, paper.lr, paper.optimizer, paper.max_steps) == (32, 3e-3, "adafactor", 4000)
+
+
+def test_overrides_are_typed_and_unknown_keys_are_named():
+    recipe = load_recipe("cpu-small", ["lr=3e-4", "lora=true", "lora_target_modules=[q_proj, v_proj]", "max_grad_norm=null"])
+    assert recipe.lr == 3e-4 and recipe.lora is True and recipe.lora_target_modules == ["q_proj", "v_proj"]
+    assert recipe.max_grad_norm is None
+    with pytest.raises(SymtuneError, match="unknown recipe key 'learning_rate'"):
+        load_recipe("cpu-small", ["learning_rate=1e-3"])
+    with pytest.raises(SymtuneError, match="batch_size must be int"):
+        load_recipe("cpu-small", ["batch_size=many"])
+    with pytest.raises(SymtuneError, match="add up to 300 but max_steps is 50"):
+        load_recipe("cpu-small", ["max_steps=50", "stages=[{data: a, steps: 100}, {data: b, steps: 200}]"])
+
+
+def test_unknown_key_in_a_recipe_file_is_named(tmp_path):
+    (tmp_path / "r.yaml").write_text("lr: 1.0e-4\nwarmup: 3\n")
+    with pytest.raises(SymtuneError, match="unknown recipe key 'warmup'.*did you mean warmup_steps"):
+        load_recipe(str(tmp_path / "r.yaml"))
+
+
+# ---- tuning end to end ------------------------------------------------------------------------
+
+def test_full_tuning_writes_a_plain_transformers_model_with_card_log_and_curve(tiny_model_dir, mixture, tmp_path):
+    out = tune(str(tiny_model_dir), mixture, tmp_path / "run", quick(), progress=False)
+    log = read_jsonl(out / "train_log.jsonl")
+    assert [row["step"] for row in log] == [1, 2, 3, 4] and all(row["tokens_per_s"] > 0 for row in log)
+    tuned = AutoModelForCausalLM.from_pretrained(out)
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    assert not torch.equal(tuned.model.layers[0].mlp.up_proj.weight, base.model.layers[0].mlp.up_proj.weight)
+    card = (out / "README.md").read_text()
+    assert str(tiny_model_dir) in card and "max_steps: 4" in card and "symtune_version" in card
+    assert (out / "loss.png").read_bytes()[:4] == b"\x89PNG" and (out / "tokenizer.json").exists()
+    with pytest.raises(SymtuneError, match="already holds a run"):
+        tune(str(tiny_model_dir), mixture, out, quick(), progress=False)
+
+
+def test_lora_saves_an_adapter_or_a_merged_model(tiny_model_dir, mixture, tmp_path):
+    adapter = tune(str(tiny_model_dir), mixture, tmp_path / "lora", quick(lora=True, max_steps=2), progress=False)
+    assert (adapter / "adapter_model.safetensors").exists() and not (adapter / "model.safetensors").exists()
+    merged_from_adapter, _ = load_model(str(adapter))
+    plain = AutoModelForCausalLM.from_pretrained(adapter)  # transformers loads the base model and the adapter
+    assert plain.config.num_hidden_layers == 2
+    merged = tune(str(tiny_model_dir), mixture, tmp_path / "merged", quick(lora=True, merge_lora=True, max_steps=2),
+                  progress=False)
+    reloaded = AutoModelForCausalLM.from_pretrained(merged)
+    torch.testing.assert_close(reloaded.model.layers[1].self_attn.q_proj.weight,
+                               merged_from_adapter.model.layers[1].self_attn.q_proj.weight)
+
+
+def test_resume_continues_with_the_losses_of_an_uninterrupted_run(tiny_model_dir, mixture, tmp_path, monkeypatch):
+    recipe = quick(max_steps=5)
+    tune(str(tiny_model_dir), mixture, tmp_path / "whole", recipe, progress=False)
+
+    real_step, calls = loop.train_step, []
+
+    def killed_after_step_2(*args, **kwargs):
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real_step(*args, **kwargs)
+
+    monkeypatch.setattr(loop, "train_step", killed_after_step_2)
+    with pytest.raises(KeyboardInterrupt):
+        tune(str(tiny_model_dir), mixture, tmp_path / "cut", recipe, progress=False)
+    assert len(losses(tmp_path / "cut")) == 3  # step 3 ran after the checkpoint at step 2; resume redoes it
+    monkeypatch.setattr(loop, "train_step", real_step)
+    tune(str(tiny_model_dir), mixture, tmp_path / "cut", recipe, resume=True, progress=False)
+    assert losses(tmp_path / "cut") == pytest.approx(losses(tmp_path / "whole"), abs=1e-6)
+
+
+def test_resume_refuses_another_recipe_or_model(tiny_model_dir, tokenizer, mixture, tmp_path):
+    out = tune(str(tiny_model_dir), mixture, tmp_path / "run", quick(max_steps=3), progress=False)
+    with pytest.raises(SymtuneError, match="recipe differs: lr=0.0001 there, 0.001 here"):
+        tune(str(tiny_model_dir), mixture, out, quick(max_steps=3, lr=1e-3), resume=True, progress=False)
+    other = save_tiny_model(tmp_path / "other", tokenizer, num_hidden_layers=1)
+    with pytest.raises(SymtuneError, match="made from the model"):
+        tune(str(other), mixture, out, quick(max_steps=3), resume=True, progress=False)
+    with pytest.raises(SymtuneError, match="nothing to resume"):
+        tune(str(tiny_model_dir), mixture, tmp_path / "fresh", quick(), resume=True, progress=False)
+
+
+def test_disk_full_while_saving_keeps_the_previous_checkpoint(tiny_model_dir, mixture, tmp_path, monkeypatch):
+    real_save, saves = torch.save, []
+
+    def full_disk_on_second_checkpoint(obj, f, *args, **kwargs):
+        saves.append(f)
+        if any("step-000004" in str(s) for s in saves):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", full_disk_on_second_checkpoint)
+    with pytest.raises(SymtuneError, match="disk full while saving checkpoint step-000004.*step-000002 is intact"):
+        tune(str(tiny_model_dir), mixture, tmp_path / "run", quick(max_steps=5), progress=False)
+    assert [p.name for p in (tmp_path / "run" / "checkpoints").iterdir()] == ["step-000002"]
+    monkeypatch.setattr(torch, "save", real_save)
+    tune(str(tiny_model_dir), mixture, tmp_path / "run", quick(max_steps=5), resume=True, progress=False)
+    assert len(losses(tmp_path / "run")) == 5
+
+
+# ---- bad input --------------------------------------------------------------------------------
+
+def test_bad_mixtures_are_refused_clearly(tiny_model_dir, tmp_path):
+    def run(data):
+        return tune(str(tiny_model_dir), data, tmp_path / "run", quick(), progress=False)
+
+    with pytest.raises(SymtuneError, match="mixture folder not found"):
+        run(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SymtuneError, match="has no train.jsonl"):
+        run(tmp_path / "empty")
+    (tmp_path / "empty" / "train.jsonl").write_text("")
+    with pytest.raises(SymtuneError, match="train.jsonl is empty"):
+        run(tmp_path / "empty")
+    (tmp_path / "bad").mkdir()
+    (tmp_path / "bad" / "train.jsonl").write_text('{"prompt": "a", "completion": " b"}\n{"prompt": "a",\n')
+    with pytest.raises(SymtuneError, match=r"train.jsonl:2: malformed JSON"):
+        run(tmp_path / "bad")
+    (tmp_path / "bad" / "train.jsonl").write_text('{"prompt": "a", "completion": " b"}\n{"prompt": "a"}\n')
+    with pytest.raises(SymtuneError, match="row 2 needs a string prompt and a non-empty string completion"):
+        run(tmp_path / "bad")
+
+
+def test_prompt_longer_than_the_context_is_refused(tokenizer, mixture, tmp_path):
+    short = save_tiny_model(tmp_path / "short", tokenizer, max_position_embeddings=32)
+    with pytest.raises(SymtuneError, match=r"row 1 has \d+ tokens, longer than the model's context of 32"):
+        tune(str(short), mixture, tmp_path / "run", quick(), progress=False)
+
+
+def test_missing_lora_target_modules_are_named(tiny_model_dir, mixture, tmp_path):
+    with pytest.raises(SymtuneError, match="LoRA target modules not in the model: qkv_proj .*q_proj"):
+        tune(str(tiny_model_dir), mixture, tmp_path / "run", quick(lora=True, lora_target_modules=["qkv_proj"]),
+             progress=False)
+
+
+# ---- distributed ------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_cpu_processes_match_one_process_on_the_same_global_batch(tiny_model_dir, mixture, tmp_path):
+    recipe = quick(max_steps=3, save_every=100)
+    tune(str(tiny_model_dir), mixture, tmp_path / "single", recipe, progress=False)
+    script = tmp_path / "run.py"
+    script.write_text(f"from symtune.train import load_recipe, tune\n"
+                      f"tune({str(tiny_model_dir)!r}, {str(mixture)!r}, {str(tmp_path / 'ddp')!r}, "
+                      f"load_recipe('cpu-small', {recipe.to_dict()!r}), progress=False)\n")
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               "--main_process_port", str(free_port()), str(script)]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert losses(tmp_path / "ddp") == pytest.approx(losses(tmp_path / "single"), abs=1e-5)
+    assert "processes: 2" in (tmp_path / "ddp" / "README.md").read_text()
