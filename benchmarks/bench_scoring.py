@@ -23,14 +23,14 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
-from common import DATA, print_table, run_info, save, timed, use_threads
+from common import DATA, run_info, save, table, timed, use_threads
 from lm_eval.api.instance import Instance
 from lm_eval.models.huggingface import HFLM
 
 from symtune.errors import SymtuneError
 from symtune.models import load_model
 from symtune.prompts import Setting, build_eval_prompts
-from symtune.scoring import encode_request, score_requests
+from symtune.scoring import score_requests
 from symtune.tasks.registry import load_task_list
 
 TASKS = {3: ("financial_phrasebank", "snli"), 6: ("trec", "emotion")}  # labels -> shared-data tasks
@@ -76,12 +76,13 @@ def compare(model, tokenizer, requests, args) -> dict:
             seconds[name].append(s)
             scores[name][i :: args.chunks] = out
     pairs = list(zip(scores["symtune"], scores["lm_eval"]))
-    encoded = [encode_request(tokenizer, context, conts) for context, conts in requests]
-    label_tokens = [len(ids) for _, conts in encoded for ids in conts]
+    prompt_tokens = [len(tokenizer(context).input_ids) for context, _ in requests]
+    label_tokens = [len(tokenizer(context + c).input_ids) - n
+                    for (context, conts), n in zip(requests, prompt_tokens) for c in conts]
     speed = {name: len(requests) / sum(s) for name, s in seconds.items()}
     return {
         "n": len(requests),
-        "mean_prompt_tokens": statistics.mean(len(prefix) for prefix, _ in encoded),
+        "mean_prompt_tokens": statistics.mean(prompt_tokens),
         "mean_label_tokens": statistics.mean(label_tokens),
         "multi_token_label_share": sum(t > 1 for t in label_tokens) / len(label_tokens),
         "symtune_examples_per_s": speed["symtune"],
@@ -122,28 +123,29 @@ def main():
     args = parser.parse_args()
     if args.quick:
         args.n, args.chunks = 4, 2
-    info = run_info(args.threads, args.quick)
+    info = run_info("bench_scoring", args.threads, args.quick)
     use_threads(args.threads)
 
     rows = []
     for dtype_name, dtype in DTYPES.items():
         model, tokenizer = load_model(args.model, dtype=dtype)
-        for n_labels in TASKS:
+        for n_labels, tasks in TASKS.items():
             requests = build_requests(n_labels, args.n, args.k)
-            row = {"labels": n_labels, "dtype": dtype_name, "tasks": TASKS[n_labels], "target_ratio": n_labels}
+            row = {"labels": n_labels, "dtype": dtype_name, "tasks": tasks, "target_ratio": n_labels}
             row |= compare(model, tokenizer, requests, args)
             rows.append(row)
             print(f"C={n_labels} {dtype_name}: symtune {row['symtune_examples_per_s']:.3f} ex/s, "
                   f"lm-eval {row['lm_eval_examples_per_s']:.3f} ex/s, ratio {row['ratio']:.2f}", flush=True)
 
-    print_table(rows, [
+    summary = table(rows, [
         ("labels", "labels", "d"), ("dtype", "dtype", "s"), ("symtune ex/s", "symtune_examples_per_s", ".3f"),
         ("lm-eval ex/s", "lm_eval_examples_per_s", ".3f"), ("ratio", "ratio", ".2f"), ("target", "target_ratio", "d"),
-        ("max |dlogp|", "max_abs_logprob_diff", ".1e"), ("same pred", "identical_predictions", ".0%"),
+        ("max abs Δ log-prob", "max_abs_logprob_diff", ".1e"), ("same prediction", "identical_predictions", ".0%"),
     ])
-    result = {"benchmark": "scoring", **info, "model": args.model, "k": args.k, "chunks": args.chunks,
-              "token_budget": args.token_budget, "lmeval_batch_size": args.lmeval_batch_size, "results": rows}
-    save("bench_scoring-quick" if args.quick else "bench_scoring", result, plot(rows))
+    print(summary)
+    result = {**info, "model": args.model, "k": args.k, "chunks": args.chunks, "token_budget": args.token_budget,
+              "lmeval_batch_size": args.lmeval_batch_size, "results": rows}
+    save(result, plot(rows), summary)
 
 
 if __name__ == "__main__":

@@ -1,72 +1,97 @@
 """Shared-prefix rank classification vs the naive scorer (one full forward per prompt and label).
 
-SmolLM2-135M-Instruct (as load_model gives it, fp32 on CPU), evaluation prompts in the symbol setting (no instruction, k=4
-exemplars per class) for a 3-class and a 6-class task from ../shared/data. Both scorers get
-the same prompts and token budget; the script also checks that their log-probs agree.
+SmolLM2-135M-Instruct (fp32, CPU), evaluation prompts in the symbol setting (no instruction,
+k=4 exemplars per class) for a 3-class and a 6-class task from ../shared/data. Two workloads:
+- plain: the labels after the prompt (C continuations);
+- calibrated, as `symtune eval` scores the grid by default: the labels after the prompt and
+  after its content-free version (2C continuations; the shared scorer runs the exemplars once).
+Both scorers get the same requests, each its default token budget; their log-probs are compared.
+The two alternate on chunks of prompts, so that a change in machine load hits both alike.
 
-    .venv/bin/python benchmarks/bench_scoring_naive.py [--n 16] [--threads 2]
+    .venv/bin/python benchmarks/bench_scoring_naive.py [--n 8] [--chunk 2] [--threads 2]
 
 Writes benchmarks/results/bench_scoring_naive.json.
 """
 
 import argparse
+import os
 import platform
 import time
 from pathlib import Path
 
 import torch
 
+from symtune.evaluate import CONTENT_FREE
 from symtune.io import write_json
 from symtune.models import load_model
-from symtune.prompts import Setting, build_eval_prompts
-from symtune.scoring import score_requests, score_requests_naive
+from symtune.prompts import Setting, build_eval_prompts, eval_queries, input_text, render
+from symtune.scoring import Request, score_requests, score_requests_naive
 from symtune.tasks.registry import load_task_list
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TASKS = {3: "financial_phrasebank", 6: "trec"}  # number of labels -> task
 
 
-def timed(fn, *args, **kwargs):
-    start = time.perf_counter()
-    out = fn(*args, **kwargs)
-    return out, time.perf_counter() - start
+def workloads(task, n: int, k: int) -> dict[str, list[Request]]:
+    prompts = build_eval_prompts(task, n=n, k=k, setting=Setting(), seed=0)
+    plain, calibrated = [], []
+    for prompt, query in zip(prompts, eval_queries(task, n, 0)):
+        labels = [" " + c for c in prompt.candidates]
+        tail = render(prompt.format, input_text(query))
+        plain.append(Request(prompt.text, labels))
+        calibrated.append(Request(prompt.text[: -len(tail)], labels, (tail, render(prompt.format, CONTENT_FREE))))
+    return {"plain": plain, "calibrated": calibrated}
+
+
+def interleaved(scorers: dict, requests: list, chunk: int) -> tuple[dict, dict]:
+    """Each scorer's results and total seconds, running them in turn on each chunk."""
+    results, seconds = {name: [] for name in scorers}, dict.fromkeys(scorers, 0.0)
+    for start in range(0, len(requests), chunk):
+        for name, scorer in scorers.items():
+            begin = time.perf_counter()
+            results[name] += scorer(requests[start : start + chunk])
+            seconds[name] += time.perf_counter() - begin
+    return results, seconds
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="smollm2-135m-instruct")
-    parser.add_argument("--n", type=int, default=16, help="prompts per task")
+    parser.add_argument("--n", type=int, default=8, help="prompts per task")
+    parser.add_argument("--chunk", type=int, default=2, help="prompts per turn of each scorer")
     parser.add_argument("--k", type=int, default=4, help="exemplars per class")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--token-budget", type=int, default=4096)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "bench_scoring_naive.json"))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model, tokenizer = load_model(args.model)
-    model.eval()
+    scorers = {
+        "shared_prefix": lambda reqs: score_requests(model, tokenizer, reqs),
+        "naive": lambda reqs: score_requests_naive(model, tokenizer, reqs),
+    }
 
     rows = []
     for n_labels, name in TASKS.items():
         (task,) = load_task_list(str(DATA / name))
-        prompts = build_eval_prompts(task, n=args.n, k=args.k, setting=Setting(), seed=0)
-        requests = [(p.text, [" " + c for c in p.candidates]) for p in prompts]
-        score_requests(model, tokenizer, requests[:2], token_budget=args.token_budget)  # warm-up
-        fast, fast_s = timed(score_requests, model, tokenizer, requests, token_budget=args.token_budget)
-        naive, naive_s = timed(score_requests_naive, model, tokenizer, requests, token_budget=args.token_budget)
-        diff = max(abs(a - b) for f, g in zip(fast, naive) for a, b in zip(f.logprobs, g.logprobs))
-        row = {
-            "task": name, "labels": n_labels, "k": args.k, "n": len(requests),
-            "mean_prompt_tokens": sum(len(tokenizer(p.text).input_ids) for p in prompts) / len(prompts),
-            "shared_prefix_examples_per_s": len(requests) / fast_s, "naive_examples_per_s": len(requests) / naive_s,
-            "speedup": naive_s / fast_s, "max_abs_logprob_diff": diff,
-        }
-        rows.append(row)
-        print(f"{n_labels} labels ({name}, {row['mean_prompt_tokens']:.0f} prompt tokens): "
-              f"shared prefix {row['shared_prefix_examples_per_s']:.2f} ex/s, naive {row['naive_examples_per_s']:.2f} ex/s, "
-              f"speedup {row['speedup']:.2f}x, max |dlogprob| {diff:.1e}")
+        for workload, requests in workloads(task, args.n, args.k).items():
+            score_requests(model, tokenizer, requests[:1])  # warm-up
+            scores, seconds = interleaved(scorers, requests, args.chunk)
+            (fast, naive), (fast_s, naive_s) = scores.values(), seconds.values()
+            row = {
+                "task": name, "labels": n_labels, "workload": workload, "k": args.k, "n": len(requests), "chunk": args.chunk,
+                "mean_prompt_tokens": sum(len(tokenizer(p.context + p.tails[0]).input_ids) for p in requests) / len(requests),
+                "shared_prefix_examples_per_s": len(requests) / fast_s, "naive_examples_per_s": len(requests) / naive_s,
+                "speedup": naive_s / fast_s,
+                "max_abs_logprob_diff": max(abs(a - b) for f, g in zip(fast, naive) for a, b in zip(f.logprobs, g.logprobs)),
+            }
+            rows.append(row)
+            print(f"{n_labels} labels, {workload:<10} ({row['mean_prompt_tokens']:.0f} prompt tokens): "
+                  f"shared prefix {row['shared_prefix_examples_per_s']:.3f} ex/s, naive {row['naive_examples_per_s']:.3f} ex/s, "
+                  f"speedup {row['speedup']:.2f}x, max |dlogprob| {row['max_abs_logprob_diff']:.1e}", flush=True)
     write_json(args.out, {
         "benchmark": "bench_scoring_naive", "model": args.model, "dtype": str(model.dtype), "threads": args.threads,
-        "token_budget": args.token_budget, "machine": platform.machine(), "torch": torch.__version__, "results": rows,
+        "machine": platform.machine(), "cpu_count": os.cpu_count(),
+        "load_average_1min_at_end": os.getloadavg()[0], "torch": torch.__version__, "results": rows,
     })
 
 

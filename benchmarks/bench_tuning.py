@@ -13,13 +13,14 @@ the same way for both; the first step (kernel set-up) is left out. MFU: model FL
 second over this CPU's measured matmul rate (best of large square torch.matmul calls).
 
     .venv/bin/python benchmarks/bench_tuning.py            # 30 steps per run
-    .venv/bin/python benchmarks/bench_tuning.py --quick    # 4 steps per run, a few minutes
+    .venv/bin/python benchmarks/bench_tuning.py --quick    # 3 steps per run, a few minutes
 
 Writes benchmarks/results/bench_tuning[-quick].json and .png (loss curves and tokens/s).
 Needs the benchmark extras: pip install -e '.[bench]'.
 """
 
 import argparse
+import gc
 import os
 import tempfile
 import time
@@ -30,7 +31,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
-from common import DATA, print_table, run_info, save, timed, use_threads
+from common import DATA, run_info, save, table, timed, use_threads
 from datasets import Dataset
 from peft import LoraConfig
 from transformers import AutoModelForCausalLM, TrainerCallback
@@ -55,7 +56,8 @@ def build_rows(tokenizer, n: int, max_tokens: int, workdir: Path) -> list[dict]:
         raise SymtuneError(f"benchmark data not found: {', '.join(str(DATA / m) for m in missing)}")
     tasks = load_task_list([str(DATA / name) for name in TASKS])
     build_mixture(tasks, workdir / "built", MixtureConfig(n=n, seed=0, max_tokens=max_tokens), tokenizer=tokenizer)
-    rows = [row | {"completion": row["completion"] + tokenizer.eos_token} for row in read_jsonl(workdir / "built" / "train.jsonl")]
+    rows = read_jsonl(workdir / "built" / "train.jsonl")
+    rows = [row | {"completion": row["completion"] + tokenizer.eos_token} for row in rows]
     write_jsonl(workdir / "mixture" / "train.jsonl", rows)
     return rows
 
@@ -87,7 +89,7 @@ class StepTimer(TrainerCallback):
 def run_trl(model_path: str, tokenizer, rows: list[dict], workdir: Path, args, lora: bool, checkpointing: bool) -> list[dict]:
     config = SFTConfig(
         output_dir=str(workdir / "trl"), max_steps=args.steps, per_device_train_batch_size=args.batch_size,
-        gradient_accumulation_steps=1, learning_rate=args.lr, bf16=args.bf16, activation_checkpointing=checkpointing,
+        gradient_accumulation_steps=1, learning_rate=args.lr, bf16=args.bf16, gradient_checkpointing=checkpointing,
         use_cpu=True, seed=0, logging_steps=1, include_num_input_tokens_seen="non_padding", save_strategy="no",
         disable_tqdm=True,
     )
@@ -96,7 +98,7 @@ def run_trl(model_path: str, tokenizer, rows: list[dict], workdir: Path, args, l
         model=AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32),
         args=config, processing_class=tokenizer, callbacks=[timer],
         train_dataset=Dataset.from_list([{"prompt": r["prompt"], "completion": r["completion"]} for r in rows]),
-        peft_config=lora_config(args) if lora else None,
+        peft_config=lora_config() if lora else None,
     )
     trainer.train()
     logs = [e for e in trainer.state.log_history if "loss" in e]
@@ -105,7 +107,7 @@ def run_trl(model_path: str, tokenizer, rows: list[dict], workdir: Path, args, l
             for i, (e, s) in enumerate(zip(logs, timer.seconds))]
 
 
-def lora_config(args) -> LoraConfig:
+def lora_config() -> LoraConfig:
     """The LoRA config of symtune's cpu-small recipe, handed to TRL unchanged."""
     recipe = load_recipe("cpu-small")
     return LoraConfig(r=recipe.lora_r, lora_alpha=recipe.lora_alpha, lora_dropout=recipe.lora_dropout,
@@ -129,7 +131,7 @@ def matmul_peak(dtype: torch.dtype, sizes: tuple[int, ...], repeats: int) -> flo
     return best
 
 
-def flops_per_token(model_path: str, lora: bool, args) -> tuple[float, str]:
+def flops_per_token(model_path: str, lora: bool) -> tuple[float, str]:
     """Model FLOPs per trained token. N excludes the (tied) embedding / LM head matrix, which
     symtune applies to the supervised positions only; attention scores are left out too."""
     from peft import get_peft_model
@@ -138,31 +140,31 @@ def flops_per_token(model_path: str, lora: bool, args) -> tuple[float, str]:
     n_base = sum(p.numel() for p in model.parameters()) - model.get_input_embeddings().weight.numel()
     if not lora:
         return 6 * n_base, "6 N (forward 2N, backward 4N)"
-    n_lora = sum(p.numel() for p in get_peft_model(model, lora_config(args)).parameters() if p.requires_grad)
+    n_lora = sum(p.numel() for p in get_peft_model(model, lora_config()).parameters() if p.requires_grad)
     return 4 * n_base + 6 * n_lora, "4 N + 6 N_lora (frozen weights: forward 2N and input gradients 2N, no weight gradients)"
 
 
 def plot(curves: dict, rows: list[dict]):
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
     for ax, mode in zip(axes[:2], ("full", "lora")):
-        for run in RUNS:
+        for run, style in zip(RUNS, ("-", "-", "--")):  # the two TRL runs compute the same losses
             log = curves[f"{mode}/{run}"]
-            ax.plot([r["step"] for r in log], [r["loss"] for r in log], label=run, linewidth=1.2)
-        ax.set_title(f"{mode} fine-tuning: loss on completion tokens")
+            ax.plot([r["step"] for r in log], [r["loss"] for r in log], style, label=run, linewidth=1.2)
+        ax.set_title(f"{mode} fine-tuning")
         ax.set_xlabel("step")
+        ax.set_ylabel("loss on completion tokens")
         ax.legend()
-    names = [f"{r['mode']}\n{r['run']}" for r in rows]
-    axes[2].bar(range(len(rows)), [r["tokens_per_s"] for r in rows], color=["C0", "C1", "C2"] * 2)
-    axes[2].set_xticks(range(len(rows)), names, fontsize=7)
-    axes[2].set_ylabel("tokens / s")
-    axes[2].set_title("speed (non-padding tokens / s)")
+    axes[2].barh([f"{r['mode']} {r['run']}" for r in rows][::-1], [r["tokens_per_s"] for r in rows][::-1],
+                 color=["C0", "C1", "C2"][::-1] * 2)
+    axes[2].set_xlabel("tokens / s (non-padding)")
+    axes[2].set_title("speed")
     fig.tight_layout()
     return fig
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="4 steps per run, smaller matmul probe")
+    parser.add_argument("--quick", action="store_true", help="3 steps per run, prompts of at most 384 tokens")
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--steps", type=int, default=30, help="optimizer steps per run (the first is not timed)")
     parser.add_argument("--batch-size", type=int, default=8, help="prompts per optimizer step")
@@ -172,10 +174,10 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     if args.quick:
-        args.steps = 4
+        args.steps, args.max_tokens = 3, 384
     if args.steps < 2:
         raise SymtuneError("--steps must be at least 2 (the first step is not timed)")
-    info = run_info(args.threads, args.quick)
+    info = run_info("bench_tuning", args.threads, args.quick)
     use_threads(args.threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
@@ -191,13 +193,14 @@ def main():
         mixture = build_rows(tokenizer, args.steps * args.batch_size, args.max_tokens, workdir)
         for mode in ("full", "lora"):
             lora = mode == "lora"
-            flops, accounting = flops_per_token(model_path, lora, args)
+            flops, accounting = flops_per_token(model_path, lora)
             for run in RUNS:
                 load = round(os.getloadavg()[0], 2)
                 if run == "symtune":
                     log = run_symtune(model_path, workdir, args, lora)
                 else:
                     log = run_trl(model_path, tokenizer, mixture, workdir, args, lora, checkpointing=run == "trl-default")
+                gc.collect()  # the trainers hold reference cycles; free one run's memory before the next
                 curves[f"{mode}/{run}"] = log
                 speed = tokens_per_s(log)
                 rows.append({"mode": mode, "run": run, "tokens_per_s": speed, "load_average_before": load,
@@ -212,16 +215,17 @@ def main():
                 r["speedup_vs_trl_default"] = r["tokens_per_s"] / base["trl-default"]
                 r["speedup_vs_trl_no_checkpointing"] = r["tokens_per_s"] / base["trl-no-checkpointing"]
 
-    print_table(rows, [
+    summary = table(rows, [
         ("mode", "mode", "s"), ("run", "run", "s"), ("tokens/s", "tokens_per_s", ".0f"),
         ("vs TRL default", "speedup_vs_trl_default", ".2f"), ("vs TRL no-ckpt", "speedup_vs_trl_no_checkpointing", ".2f"),
-        ("final loss", "final_loss", ".3f"), ("MFU", "mfu", ".1%"), ("load", "load_average_before", ".1f"),
+        ("final loss", "final_loss", ".3f"), ("MFU", "mfu", ".1%"), ("load before", "load_average_before", ".1f"),
     ])
-    result = {"benchmark": "tuning", **info, "model": args.model, "tasks": TASKS, "steps": args.steps,
-              "batch_size": args.batch_size, "lr": args.lr, "max_tokens": args.max_tokens, "bf16_autocast": args.bf16,
+    print(summary)
+    result = {**info, "model": args.model, "tasks": TASKS, "steps": args.steps, "batch_size": args.batch_size,
+              "lr": args.lr, "max_tokens": args.max_tokens, "bf16_autocast": args.bf16,
               "targets": {"vs_trl_default": 2.0, "vs_trl_no_checkpointing": 1.5, "mfu": 0.3},
               "matmul_peak_flops": peak, "results": rows, "loss_curves": curves}
-    save("bench_tuning-quick" if args.quick else "bench_tuning", result, plot(curves, rows))
+    save(result, plot(curves, rows), summary)
 
 
 if __name__ == "__main__":

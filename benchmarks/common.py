@@ -3,6 +3,8 @@
 import importlib.metadata
 import os
 import platform
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -30,12 +32,15 @@ def package_version(name: str) -> str | None:
         return None
 
 
-def run_info(threads: int, quick: bool) -> dict:
+def run_info(benchmark: str, threads: int, quick: bool) -> dict:
     """Metadata for a results file; call it first, so the load average is the one at start:
     a number far above 0 means other work shared the CPU and the timings are noisy."""
     return {
+        "benchmark": benchmark,
+        "command": shlex.join(["python", *sys.argv]),
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "started_unix": time.time(),
         "quick": quick,
         "threads": threads,
         "cpu": cpu_name(),
@@ -62,19 +67,26 @@ def timed(fn, *args, **kwargs):
     return out, time.perf_counter() - start
 
 
-def print_table(rows: list[dict], columns: list[tuple[str, str, str]]) -> None:
-    """columns: (heading, key, format spec) per column."""
-    cells = [[heading for heading, _, _ in columns]]
-    cells += [[format(row[key], spec) if row[key] is not None else "-" for _, key, spec in columns] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
-    for r in cells:
-        print("  ".join(c.rjust(w) for c, w in zip(r, widths)))
+def table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
+    """A Markdown table; columns: (heading, key, format spec)."""
+    lines = ["| " + " | ".join(heading for heading, _, _ in columns) + " |", "|" + "---|" * len(columns)]
+    for row in rows:
+        lines.append("| " + " | ".join("-" if row[key] is None else format(row[key], spec) for _, key, spec in columns) + " |")
+    return "\n".join(lines)
 
 
-def save(name: str, result: dict, figure) -> None:
-    """benchmarks/results/NAME.json and NAME.png, each written atomically."""
+def save(result: dict, figure, summary: str) -> None:
+    """benchmarks/results/NAME.json, NAME.png and NAME.md (the summary table with its context), each
+    written atomically; NAME is the benchmark's, with -quick for a quick run."""
+    name = result["benchmark"] + ("-quick" if result["quick"] else "")
     result["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    result["wall_seconds"] = round(time.time() - result["started_unix"])
     write_json(RESULTS / f"{name}.json", result)
     with atomic_write(RESULTS / f"{name}.png", "wb") as f:
         figure.savefig(f, format="png", dpi=120, bbox_inches="tight")
-    print(f"wrote {RESULTS / name}.json and .png")
+    with atomic_write(RESULTS / f"{name}.md") as f:
+        f.write(f"`{result['command']}`, {result['started']}, {result['threads']} threads on {result['cores']} cores "
+                f"({result['cpu']}), load average at start {result['load_average_at_start'][0]}, "
+                f"at end {result['load_average_at_end'][0]}; {result['wall_seconds']} s in all.\n\n"
+                f"{summary}\n\n![{name}]({name}.png)\n")
+    print(f"wrote {RESULTS / name}.json, .png and .md")

@@ -78,10 +78,10 @@ class EvalConfig:
     k: int = 4  # exemplars per class (the paper: 4)
     seeds: tuple[int, ...] = (0, 1, 2)
     fmt: str | None = None  # one fixed prompt format; None: a seeded random one per prompt
-    calibrate: bool = True  # content-free calibration (one more prompt pass each)
+    calibrate: bool = True  # content-free calibration (the query block twice; the exemplars once)
     generate: bool = False  # also greedy generation + exact match on classification prompts
     max_new_tokens: int = 32
-    token_budget: int = 4096  # padded prompt tokens per forward pass
+    token_budget: int = 16384  # prompt tokens a batch holds in its cache (one copy per scored label)
     max_prompt_tokens: int | None = None  # drop exemplars to fit (estimated tokens, model-independent)
     allow_seen: bool = False
 
@@ -194,8 +194,16 @@ class RequestCache:
             f.flush()
 
     def run(self, fn, requests: dict, **kwargs) -> dict:
-        """{key: result} for {key: request}; only requests not in the cache reach fn."""
+        """{key: result} for {key: request}; only requests not in the cache reach fn. Several
+        processes first agree on what is missing, so that they deal out the same batches."""
+        from accelerate.utils import gather_object
+
+        from symtune.scoring import process_state
+
         todo = [key for key in requests if key not in self.results]
+        if process_state().num_processes > 1:
+            missing = set(gather_object(todo))
+            todo = [key for key in requests if key in missing]
         if todo:
             def on_batch(indices, results):
                 self.add([todo[i] for i in indices], [to_json(r) for r in results])
@@ -385,25 +393,23 @@ def versions() -> dict:
 def evaluate(model_specs: list[str], tasks: list[Task], cfg: EvalConfig, *, cache_dir, task_specs=(),
              progress: bool = False) -> dict:
     """Run a suite on every model; the results dict that report.write_results saves."""
-    from accelerate import PartialState
-
     from symtune.models import load_model, model_fingerprint
+    from symtune.scoring import process_state
 
     conditions, items = build_items(tasks, cfg)
     for spec in model_specs:
         check_unseen(spec, [t.name for t in tasks], cfg.allow_seen)
-    state = PartialState()
+    state = process_state()
     results = new_results(cfg, conditions, tasks, task_specs or [t.source for t in tasks])
     for spec in model_specs:
         model, tokenizer = load_model(spec)
         model.to(state.device).eval()
         fingerprint = model_fingerprint(spec)
         cache = RequestCache(cache_dir, fingerprint, state.process_index)
-        state.wait_for_everyone()  # every process has read the cache before any writes to it
         start = time.perf_counter()
         records = score_items(model, tokenizer, items, cfg, cache, progress)
-        seconds = time.perf_counter() - start
-        results["models"][spec] = {"fingerprint": fingerprint, "seconds": seconds,
+        seconds = time.perf_counter() - start  # this run's scoring time; cached requests cost none
+        results["models"][spec] = {"fingerprint": fingerprint, "seconds": seconds, "prompts_per_second": len(items) / seconds,
                                    **model_results(records, items, conditions)}
     return results
 
@@ -437,7 +443,8 @@ def add_eval_parser(subparsers) -> None:
     p.add_argument("--no-calibration", action="store_true", help="skip the content-free pass (acc_calibrated)")
     p.add_argument("--generate", action="store_true", help="also greedy generation + exact match on classification prompts")
     p.add_argument("--max-new-tokens", type=int, default=32)
-    p.add_argument("--token-budget", type=int, default=4096, help="padded prompt tokens per forward pass")
+    p.add_argument("--token-budget", type=int, default=16384,
+                   help="prompt tokens a batch may hold in its cache, one copy per scored label (memory bound)")
     p.add_argument("--max-prompt-tokens", type=int, default=None, help="drop exemplars so a prompt fits (estimated tokens)")
     p.add_argument("--cache", default=None, help="request cache folder (default OUT/cache)")
     p.add_argument("--allow-seen", action="store_true", help="evaluate on tasks the model was tuned on")
@@ -446,9 +453,8 @@ def add_eval_parser(subparsers) -> None:
 
 
 def run_eval(args) -> None:
-    from accelerate import PartialState
-
     from symtune.report import markdown, write_results
+    from symtune.scoring import process_state
     from symtune.tasks.registry import load_task_list
 
     specs = args.tasks or ("builtin:linear" if args.suite == "linear" else None)
@@ -474,6 +480,6 @@ def run_eval(args) -> None:
         return
     results = evaluate(args.model, tasks, cfg, cache_dir=args.cache or Path(args.out) / "cache",
                        task_specs=specs.split(","), progress=sys.stderr.isatty())
-    if PartialState().is_main_process:
+    if process_state().is_main_process:
         write_results(results, args.out)
         print(markdown(results))

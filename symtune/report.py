@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from symtune.errors import SymtuneError
-from symtune.io import read_json, write_json
+from symtune.io import atomic_write, read_json, write_json
 
 METRICS = {  # name -> what the tables call it
     "acc": "accuracy, rank classification (summed log-prob)",
@@ -25,7 +25,8 @@ MAX_TASK_ROWS = 30  # longer task lists (BIG-bench subtasks) are summarised by f
 def write_results(results: dict, out) -> None:
     out = Path(out)
     write_json(out / "results.json", results)
-    (out / "results.md").write_text(markdown(results), encoding="utf-8")
+    with atomic_write(out / "results.md") as f:
+        f.write(markdown(results))
 
 
 def pct(summary: dict | None) -> str:
@@ -93,13 +94,13 @@ def per_task_table(model: str, conds: list[dict], heads: list[str], metrics: lis
 # ---- plots -------------------------------------------------------------------------------
 
 
-def merge_models(results_list: list[dict]) -> list[tuple[str, dict, list[dict]]]:
-    """(model name, per-condition results, conditions) over files; names made unique."""
+def merge_models(results_list: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
+    """(model name, its per-condition results) over all files; a repeated name gets its file's."""
     merged = []
     for path, results in results_list:
         for model, m in results["models"].items():
-            name = model if all(model != other for other, _, _ in merged) else f"{model} ({Path(path).stem})"
-            merged.append((name, m["conditions"], results["conditions"]))
+            name = model if all(model != other for other, _ in merged) else f"{model} ({Path(path).stem})"
+            merged.append((name, m["conditions"]))
     return merged
 
 
@@ -143,7 +144,7 @@ def summary(model_conditions: dict, cond: dict, metric: str) -> tuple[float, flo
 
 def plot_bars(ax, conds: list[dict], models, metric: str) -> None:
     width = 0.8 / len(models)
-    for j, (name, mc, _) in enumerate(models):
+    for j, (name, mc) in enumerate(models):
         values = [summary(mc, c, metric) for c in conds]
         xs = [i - 0.4 + width * (j + 0.5) for i in range(len(conds))]
         ax.bar(xs, [v for v, _ in values], width, yerr=[e for _, e in values], capsize=3, label=name)
@@ -157,7 +158,7 @@ def plot_bars(ax, conds: list[dict], models, metric: str) -> None:
 
 def plot_curve(ax, conds: list[dict], models, metric: str) -> None:
     xs = [c["x"] for c in conds]
-    for name, mc, _ in models:
+    for name, mc in models:
         values = [summary(mc, c, metric) for c in conds]
         ax.errorbar(xs, [v for v, _ in values], yerr=[e for _, e in values], marker="o", capsize=3, label=name)
     chance = [100 * models[0][1][c["name"]]["mean"]["chance"] for c in conds]
@@ -172,6 +173,8 @@ def report(paths: list[str], out, metric: str = "acc") -> list[Path]:
         results = read_json(path)
         if not isinstance(results, dict) or "suite" not in results or "models" not in results:
             raise SymtuneError(f"{path}: not a symtune results file")
+        if not results["models"]:
+            raise SymtuneError(f"{path}: holds no model results")
         by_suite.setdefault(results["suite"], []).append((path, results))
     for suite, group in by_suite.items():
         names = [[c["name"] for c in r["conditions"]] for _, r in group]

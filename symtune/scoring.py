@@ -13,11 +13,14 @@ prompt and each candidate are tokenized jointly and split at the prompt's own to
 a joint tokenization merges across that boundary, the split moves back to the longest token
 prefix that all candidates share.
 
-Work is batched by length under a token budget (sorted, so padding stays small). Under
+Work is batched by length under a token budget (sorted, so padding stays small); for the
+shared-prefix scorer the budget counts each prompt once per cached copy. Under
 `accelerate launch` whole batches are dealt to processes and the results gathered, so every
 example is computed in the same batch as in a single-process run.
 """
 
+import functools
+import os
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -27,6 +30,7 @@ import torch
 from tqdm.auto import tqdm
 
 from symtune.errors import SymtuneError
+
 
 class Request(NamedTuple):
     context: str
@@ -94,15 +98,22 @@ def length_batches(lengths: Sequence[int], token_budget: int) -> list[list[int]]
     return batches
 
 
+def process_state():
+    """accelerate's view of the processes. Without CUDA, processes started by torchrun (or
+    `accelerate launch --multi_gpu`) are joined over gloo on the CPU."""
+    from accelerate import PartialState
+
+    return PartialState(cpu=not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1)
+
+
 def map_batches(fn: Callable[[list], list], items: list, lengths: Sequence[int], *, token_budget: int,
                 progress: bool = False, desc: str | None = None, on_batch: Callable[[list[int], list], None] | None = None) -> list:
     """fn over length batches of items, in order of items. Under several processes
     (accelerate) each takes every n-th batch and the results are gathered on all of them.
     `on_batch(indices, results)` sees each finished batch of this process (for caching)."""
-    from accelerate import PartialState
     from accelerate.utils import gather_object
 
-    state = PartialState()
+    state = process_state()
     mine = length_batches(lengths, token_budget)[state.process_index :: state.num_processes]
     done = []
     with tqdm(total=sum(map(len, mine)), desc=desc, disable=not progress or not state.is_local_main_process) as bar:
@@ -194,15 +205,15 @@ def score_shared_prefix(model, encoded: list, pad_value: int) -> list[Scores]:
     return results
 
 
-def score_requests(model, tokenizer, requests: Sequence[Request | tuple], *, token_budget: int = 4096,
+def score_requests(model, tokenizer, requests: Sequence[Request | tuple], *, token_budget: int = 16384,
                    progress: bool = False, on_batch=None) -> list[Scores]:
     """Rank-classification scores for each (context, continuations[, tails]) request.
-    token_budget bounds the padded prefix tokens of one forward pass."""
+    token_budget bounds the prefix tokens a batch holds in its cache: one copy per scored row."""
     encoded = [encode_request(tokenizer, *Request(*r)) for r in requests]
     return map_batches(
         lambda batch: score_shared_prefix(model, batch, pad_id(tokenizer)),
-        encoded, [len(prefix) for prefix, _, _ in encoded], token_budget=token_budget, progress=progress,
-        desc="scoring", on_batch=on_batch,
+        encoded, [len(prefix) * len(rows) for prefix, rows, _ in encoded], token_budget=token_budget,
+        progress=progress, desc="scoring", on_batch=on_batch,
     )
 
 
@@ -221,7 +232,8 @@ def score_full_sequences(model, seqs: list[tuple[int, list[int]]], pad_value: in
 def score_requests_naive(model, tokenizer, requests: Sequence[Request | tuple], *, token_budget: int = 4096,
                          progress: bool = False) -> list[Scores]:
     """Reference scorer: one full forward per (context, tail, continuation), the way most
-    harnesses do it. Same token split as score_requests; used to check it and to benchmark it."""
+    harnesses do it. Same token split as score_requests; used to check it and to benchmark it.
+    token_budget bounds the padded tokens of one forward pass (its logits cover every token)."""
     encoded = [encode_request(tokenizer, *Request(*r)) for r in requests]
     seqs = [(n, prefix + row) for prefix, rows, ns in encoded for row, n in zip(rows, ns)]
     flat = map_batches(lambda batch: score_full_sequences(model, batch, pad_id(tokenizer)), seqs,
@@ -234,21 +246,30 @@ def score_requests_naive(model, tokenizer, requests: Sequence[Request | tuple], 
     return results
 
 
+@functools.lru_cache(maxsize=8)
+def stop_token_ids(tokenizer, stop: str) -> tuple[int, ...]:
+    """The tokens whose text contains `stop`: generation ends at any of them. (A stop string
+    split over two tokens is only cut afterwards, at max_new_tokens.)"""
+    texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
+    return tuple(i for i, text in enumerate(texts) if stop in text)
+
+
 @torch.inference_mode()
 def greedy_generate(model, tokenizer, prompts: list[list[int]], stop: str, max_new_tokens: int) -> list[str]:
     ids, mask = pad(prompts, pad_id(tokenizer), left=True)
+    eos = [t for t in (*stop_token_ids(tokenizer, stop), tokenizer.eos_token_id) if t is not None]
     out = model.generate(
         input_ids=ids.to(model.device), attention_mask=mask.to(model.device), max_new_tokens=max_new_tokens,
-        do_sample=False, temperature=None, top_p=None, top_k=None, stop_strings=[stop], tokenizer=tokenizer,
-        pad_token_id=pad_id(tokenizer),
+        do_sample=False, temperature=None, top_p=None, top_k=None, eos_token_id=eos, pad_token_id=pad_id(tokenizer),
     )
     texts = tokenizer.batch_decode(out[:, ids.shape[1] :], skip_special_tokens=True)
     return [text.split(stop)[0] for text in texts]
 
 
 def generate_until(model, tokenizer, contexts: Sequence[str], *, stop: str = "\n", max_new_tokens: int = 32,
-                   token_budget: int = 4096, progress: bool = False, on_batch=None) -> list[str]:
-    """Greedy continuation of each context, cut at the first `stop`."""
+                   token_budget: int = 16384, progress: bool = False, on_batch=None) -> list[str]:
+    """Greedy continuation of each context, cut at the first `stop`. token_budget bounds the
+    padded prompt + new tokens of a batch."""
     encoded = [tokenizer(ctx).input_ids for ctx in contexts]
     return map_batches(
         lambda batch: greedy_generate(model, tokenizer, batch, stop, max_new_tokens),

@@ -1,5 +1,9 @@
 import json
+import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -7,9 +11,12 @@ from helpers import toy_task
 
 from symtune.errors import SymtuneError
 from symtune.evaluate import (
-    CONTENT_FREE, EvalConfig, RequestCache, aggregate, build_items, check_unseen, suite_conditions,
+    CONTENT_FREE, EvalConfig, RequestCache, add_eval_parser, aggregate, build_items, check_unseen, evaluate,
+    suite_conditions,
 )
+from symtune.models import load_model
 from symtune.prompts import SEPARATOR
+from symtune.scoring import score_requests
 from symtune.tasks.task import Example, Task
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -156,3 +163,97 @@ def test_bigbench_items_shots_and_candidate_sets():
     assert all(i["text"] in inputs for i in turing)  # inputs already hold their shots
     assert all(i["target"] in i["candidates"] for i in items if i["candidates"])
     assert all(len(i["candidates"]) <= 5 for i in turing)  # the targets of the query's concept only
+
+
+# ---- with a model (the tiny random one from conftest) ------------------------------------
+
+E2E = EvalConfig(suite="grid", n=2, k=2, seeds=(0, 1), generate=True, max_new_tokens=4, token_budget=256)
+
+
+def run_e2e(model_dir, cache):
+    return evaluate([str(model_dir)], tasks(), E2E, cache_dir=cache)
+
+
+def test_evaluate_scores_every_prompt_and_resumes_from_the_cache(tiny_model_dir, tmp_path, monkeypatch):
+    results = run_e2e(tiny_model_dir, tmp_path)
+    model = results["models"][str(tiny_model_dir)]
+    records = model["predictions"]
+    assert len(records) == 4 * 2 * 2 * 2
+    assert all(set(r["metrics"]) == {"acc", "acc_norm", "acc_calibrated", "acc_gen", "label_rate"} for r in records)
+    assert set(model["conditions"]) == {c.name for c in suite_conditions("grid")}
+    assert results["conditions"][0]["label"] and results["versions"]["torch"]
+
+    # The calibrated request (exemplars run once, two tails) gives the scores of the plain prompt.
+    _, items = build_items(tasks(), E2E)
+    lm, tokenizer = load_model(str(tiny_model_dir))
+    direct = score_requests(lm, tokenizer, [(i["text"], [" " + c for c in i["candidates"]]) for i in items[:6]])
+    for record, scores in zip(records, direct):
+        assert record["logprobs"] == pytest.approx(scores.logprobs, abs=1e-4)
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("the cache should have answered")
+
+    monkeypatch.setattr("symtune.scoring.score_requests", no_model)
+    monkeypatch.setattr("symtune.scoring.generate_until", no_model)
+    again = run_e2e(tiny_model_dir, tmp_path)
+    assert again["models"][str(tiny_model_dir)]["predictions"] == records
+
+
+def test_evaluate_refuses_a_task_the_model_was_tuned_on(tiny_model_dir, tmp_path):
+    tuned = tmp_path / "tuned"
+    shutil.copytree(tiny_model_dir, tuned)
+    (tuned / "symtune_training.json").write_text(json.dumps({"tasks": ["tri"]}))
+    with pytest.raises(SymtuneError, match="tuned on tri"):
+        run_e2e(tuned, tmp_path / "cache")
+
+
+SHARDED = """
+import json, sys
+sys.path.insert(0, {tests!r})
+from test_evaluate import run_e2e
+from symtune.scoring import process_state
+results = run_e2e({model!r}, {cache!r})
+if process_state().is_main_process:
+    json.dump([results["models"][{model!r}]["predictions"], process_state().num_processes], open({out!r}, "w"))
+"""
+
+
+def test_two_processes_give_the_single_process_results(tiny_model_dir, tmp_path):
+    script = tmp_path / "sharded.py"
+    out = tmp_path / "sharded.json"
+    script.write_text(SHARDED.format(tests=str(Path(__file__).parent), model=str(tiny_model_dir),
+                                     cache=str(tmp_path / "cache2"), out=str(out)))
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+              "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", str(script)]
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(launch, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    records, processes = json.loads(out.read_text())
+    assert processes == 2
+    assert len(list((tmp_path / "cache2").glob("*.jsonl"))) == 2  # each process cached its own share
+    assert records == run_e2e(tiny_model_dir, tmp_path / "cache1")["models"][str(tiny_model_dir)]["predictions"]
+
+
+def test_eval_and_report_commands(tiny_model_dir, tmp_path, capsys):
+    import argparse
+
+    from symtune.report import add_report_parser
+
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers()
+    add_eval_parser(sub)
+    add_report_parser(sub)
+    out = tmp_path / "linear"
+    args = parser.parse_args(["eval", "--suite", "linear", "--model", str(tiny_model_dir), "--n", "2", "--seeds", "1",
+                              "--out", str(out), "--export-lmeval", str(tmp_path / "lmeval")])
+    args.func(args)
+    printed = capsys.readouterr().out
+    assert "builtin/linear_2d" in printed and "✗✗ noinstr-symbols" in printed
+    assert (out / "results.md").read_text() in printed
+    assert (tmp_path / "lmeval" / "symtune_linear.yaml").is_file()
+    args = parser.parse_args(["report", str(out / "results.json"), "--out", str(tmp_path / "plots")])
+    args.func(args)
+    assert (tmp_path / "plots" / "linear.png").is_file()
+    with pytest.raises(SymtuneError, match="needs --tasks"):
+        args = parser.parse_args(["eval", "--suite", "grid", "--model", "m", "--out", str(out)])
+        args.func(args)

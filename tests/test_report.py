@@ -97,3 +97,26 @@ def test_lmeval_can_load_the_exported_tasks(tmp_path, suite, task):
             assert task.OUTPUT_TYPE == "generate_until" and task.doc_to_target(docs[0]) == docs[0]["target"]
         else:
             assert task.doc_to_choice(docs[0]) == docs[0]["choices"] and task.doc_to_target(docs[0]) == docs[0]["answer"]
+
+
+def test_lmeval_reproduces_symtune_scores_on_the_exported_tasks(tmp_path, tiny_model_dir):
+    lm_eval = pytest.importorskip("lm_eval")
+    from lm_eval.tasks import TaskManager
+
+    from symtune.evaluate import evaluate
+
+    cfg = EvalConfig(suite="flipped", n=3, k=2, seeds=(0,), calibrate=False)
+    task = toy_task("bin")
+    conditions, items = build_items([task], cfg)
+    export_suite(items, conditions, tmp_path / "lmeval", suite="flipped")
+    ours = {r["id"]: r for r in evaluate([str(tiny_model_dir)], [task], cfg, cache_dir=tmp_path / "cache")
+            ["models"][str(tiny_model_dir)]["predictions"]}
+    out = lm_eval.simple_evaluate(
+        model="hf", model_args=f"pretrained={tiny_model_dir},dtype=float32", tasks=["symtune_flipped"], device="cpu",
+        task_manager=TaskManager(include_path=str(tmp_path / "lmeval"), include_defaults=False), log_samples=True,
+    )
+    samples = [s for group in out["samples"].values() for s in group]
+    assert len(samples) == len(items)
+    for sample in samples:
+        theirs = [ll for ll, _ in sample["filtered_resps"]]
+        assert theirs == pytest.approx(ours[sample["doc"]["id"]]["logprobs"], abs=1e-4)

@@ -16,8 +16,13 @@ from symtune.tasks.task import Example
 ALPHABET = string.ascii_letters + string.digits
 
 
-def fresh_strings(symbols: list[str], rng: random.Random, length: int = 6) -> dict[str, str]:
-    """A distinct random [A-Za-z0-9] string of `length` characters for every symbol."""
+def fresh_strings(symbols: list[str], rng: random.Random, length: int = 6, pool: list[str] | None = None) -> dict[str, str]:
+    """A distinct random [A-Za-z0-9] string of `length` characters for every symbol, or a
+    distinct random pick from `pool` when one is given."""
+    if pool is not None:
+        if len(set(pool)) < len(symbols):
+            raise SymtuneError(f"a pool of {len(set(pool))} strings cannot name {len(symbols)} symbols")
+        return dict(zip(symbols, rng.sample(sorted(set(pool)), len(symbols))))
     mapping = {}
     while len(mapping) < len(symbols):
         candidate = "".join(rng.choices(ALPHABET, k=length))
@@ -41,29 +46,33 @@ def definitions(mapping: dict[str, str], vocabulary: dict[str, str], rng: random
 
 def symbol_evol_rows(
     examples: list[Example], vocabulary: dict[str, str], *, task: str, n: int, seed: int,
-    k: int = 0, length: int = 6,
+    k: int = 0, length: int = 6, exemplars: list[Example] | None = None, pool: list[str] | None = None,
 ) -> list[dict]:
     """`n` mixture rows. Each row: fresh strings for the whole vocabulary, their definitions,
     `k` solved exemplars and one query, all written with that row's strings.
 
     `examples` hold the input in `text` and the symbolic target in `label`; `vocabulary` maps
     each output symbol to its meaning (e.g. scan.SCAN_ACTIONS). Query examples are taken in a
-    seeded random order, cycling when `n` exceeds their number."""
+    seeded random order, cycling when `n` exceeds their number. Exemplars come from
+    `exemplars` if given (e.g. train examples for test queries), else from `examples`; the
+    strings come from `pool` if given (see fresh_strings)."""
     if not vocabulary:
         raise SymtuneError("Symbol-evol needs a declared output vocabulary")
-    if not 0 <= k < len(examples):
-        raise SymtuneError(f"Symbol-evol needs more than k={k} examples, got {len(examples)}")
+    available = len(examples) - 1 if exemplars is None else len(exemplars)  # the query is never its own exemplar
+    if not 0 <= k <= available:
+        raise SymtuneError(f"Symbol-evol needs k={k} exemplars besides the query, got {available}")
     rng = random.Random(seed)
     order = list(range(len(examples)))
     rng.shuffle(order)
     rows = []
     for i in range(n):
         query = order[i % len(order)]
-        shots = rng.sample([j for j in range(len(examples)) if j != query], k)
-        mapping = fresh_strings(list(vocabulary), rng, length)
+        others = examples[:query] + examples[query + 1:] if exemplars is None else exemplars
+        shots = rng.sample(others, k)
+        mapping = fresh_strings(list(vocabulary), rng, length, pool)
         blocks = [definitions(mapping, vocabulary, rng)]
-        for j in shots:
-            blocks.append(f"Input: {examples[j].text}\nOutput: {rename_symbols(examples[j].label, mapping)}")
+        for shot in shots:
+            blocks.append(f"Input: {shot.text}\nOutput: {rename_symbols(shot.label, mapping)}")
         blocks.append(f"Input: {examples[query].text}\nOutput:")
         rows.append({
             "id": f"{i + 1:06d}", "task": task, "kind": "symbol_evol", "format": "input_output",

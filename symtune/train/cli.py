@@ -4,15 +4,16 @@ from symtune.train.recipe import load_recipe
 
 
 def add_tune_parser(subparsers) -> None:
-    tune = subparsers.add_parser("tune", help="symbol-tune a causal LM on a mixture (runs under `accelerate launch` too)")
+    tune = subparsers.add_parser("tune", help="symbol-tune a causal LM on a mixture (also under `accelerate launch`)")
     tune.add_argument("--model", required=True,
                       help="embedded name (smollm2-135m-instruct, gemma3-270m), model folder, .gguf file or hub id")
     tune.add_argument("--data", help="mixture folder from `symtune data build` (not needed when the recipe has stages)")
     tune.add_argument("--out", required=True, help="output folder: the tuned model, log, loss curve and checkpoints")
-    tune.add_argument("--recipe", default="cpu-small", help="shipped recipe name (cpu-small, paper, ...) or a YAML file")
+    tune.add_argument("--recipe", default="cpu-small", help="shipped recipe (cpu-small, paper, two-stage) or YAML file")
     tune.add_argument("--lora", action="store_true", help="train a LoRA adapter (same as --set lora=true)")
     tune.add_argument("--max-steps", type=int, help="optimizer steps (same as --set max_steps=N)")
-    tune.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override any recipe key (repeatable)")
+    tune.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                      help="override any recipe key (repeatable)")
     tune.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
     tune.set_defaults(func=run_tune)
 

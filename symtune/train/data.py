@@ -27,8 +27,9 @@ def read_mixture(path) -> tuple[list[dict], dict]:
     if not rows:
         raise SymtuneError(f"{path / 'train.jsonl'} is empty")
     for i, row in enumerate(rows, 1):
-        if not isinstance(row.get("prompt"), str) or not isinstance(row.get("completion"), str) or not row["completion"]:
-            raise SymtuneError(f"{path / 'train.jsonl'}: row {i} needs a string prompt and a non-empty string completion")
+        prompt, completion = row.get("prompt"), row.get("completion")
+        if not (isinstance(prompt, str) and isinstance(completion, str) and prompt and completion):
+            raise SymtuneError(f"{path}/train.jsonl: row {i} needs a non-empty string prompt and completion")
     manifest = read_json(path / "manifest.json") if (path / "manifest.json").is_file() else {}
     return rows, manifest
 
@@ -51,9 +52,11 @@ class TrainingData:
 
     def __init__(self, recipe: Recipe, data, tokenizer, context: int):
         self.max_len = min(recipe.max_seq_len, context)
+        if recipe.stages and data is not None:
+            raise SymtuneError("the recipe's stages name their own data; drop --data")
+        if not recipe.stages and data is None:
+            raise SymtuneError("no training data: give a mixture folder (--data) or a recipe with stages")
         stages = recipe.stages or [{"data": data}]
-        if any(stage["data"] is None for stage in stages):
-            raise SymtuneError("no training data: give a mixture folder (--data) or stages with data in the recipe")
         self.mixtures, self.samples, self.skipped = {}, [], 0
         sources_per_stage = []
         for stage in stages:
@@ -68,9 +71,10 @@ class TrainingData:
             self.schedule += step_prompts(sources, steps, recipe.batch_size, f"{recipe.seed}/stage{k}")
             self.stage_of_step += [k] * steps
         if self.skipped:
-            print(f"symtune: skipped {self.skipped} prompts longer than max_seq_len={self.max_len} tokens", file=sys.stderr)
+            print(f"symtune: skipped {self.skipped} prompts longer than max_seq_len={self.max_len} tokens",
+                  file=sys.stderr)
 
-    def sources(self, path: str, weight: float, symbol_fraction, tokenizer, context: int) -> list[tuple[list[int], float]]:
+    def sources(self, path: str, weight: float, symbol_fraction, tokenizer, context: int) -> list[tuple[list, float]]:
         """(sample indices, weight) of one mixture: one source, or symbol and other rows when resampled by kind."""
         if path not in self.mixtures:
             rows, manifest = read_mixture(path)

@@ -15,8 +15,8 @@ import torch.nn.functional as F
 
 from symtune import __version__
 from symtune.errors import SymtuneError
-from symtune.io import write_jsonl, read_jsonl
-from symtune.models import load_tokenizer, model_fingerprint, resolve_model
+from symtune.io import read_jsonl, write_jsonl
+from symtune.models import load_model, model_fingerprint, resolve_model
 from symtune.train.checkpoint import checkpoints, load_checkpoint, save_checkpoint
 from symtune.train.data import TrainingData, make_batch, supervised_tokens
 from symtune.train.output import model_card, plot_loss
@@ -39,7 +39,7 @@ def add_lora(model, recipe: Recipe):
     targets = recipe.lora_target_modules
     if targets != "all-linear":
         targets = [targets] if isinstance(targets, str) else targets
-        names = {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)}
+        names = {name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
         missing = [t for t in targets if t not in names]
         if missing:
             raise SymtuneError(f"LoRA target modules not in the model: {', '.join(missing)} "
@@ -117,13 +117,31 @@ def save_model(accelerator, model, tokenizer, out: Path, recipe: Recipe, card: s
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def log_row(step: int, stage: int, loss: float, lr: float, samples, seconds: float) -> dict:
+    tokens = sum(len(ids) for ids, _ in samples)
+    return {"step": step, "stage": stage, "loss": loss, "lr": lr, "tokens": tokens,
+            "supervised_tokens": supervised_tokens(samples), "seconds": round(seconds, 4),
+            "tokens_per_s": round(tokens / seconds, 1)}
+
+
+def run_summary(model: str, recipe: Recipe, log: list[dict], training: TrainingData, accelerator, bf16: bool) -> dict:
+    last = [r["loss"] for r in log[-10:]]
+    return {
+        "base model": model, "steps": recipe.max_steps, "prompts seen": recipe.max_steps * recipe.batch_size,
+        "tokens seen": sum(r["tokens"] for r in log), "completion tokens": sum(r["supervised_tokens"] for r in log),
+        "final loss (mean of last 10 steps)": round(sum(last) / max(1, len(last)), 4),
+        "prompts skipped as longer than max_seq_len": training.skipped, "processes": accelerator.num_processes,
+        "device": accelerator.device.type, "bf16 autocast": bf16, "symtune": __version__,
+    }
+
+
 def tune(model: str, data=None, out="run", recipe: Recipe | str = "cpu-small", resume: bool = False,
-         progress: bool | None = None) -> Path:
+         progress: bool = True) -> Path:
     """Tune `model` on the mixture folder `data` (or the recipe's stages); return the output folder."""
     from accelerate import Accelerator
     from accelerate.utils import set_seed
     from tqdm import tqdm
-    from transformers import AutoModelForCausalLM, get_scheduler
+    from transformers import get_scheduler
 
     recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
     out = Path(out)
@@ -139,14 +157,12 @@ def tune(model: str, data=None, out="run", recipe: Recipe | str = "cpu-small", r
 
     with accelerator.main_process_first():  # converts an embedded / GGUF model once
         model_path = resolve_model(model)
-    tokenizer = load_tokenizer(model_path)
-    net = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
-    context = getattr(net.config, "max_position_embeddings", None) or recipe.max_seq_len
-    training = TrainingData(recipe, data, tokenizer, context)
+    net, tokenizer = load_model(model_path, dtype=torch.float32, attn_implementation=recipe.attn_implementation)
+    training = TrainingData(recipe, data, tokenizer, context=getattr(net.config, "max_position_embeddings", None)
+                            or recipe.max_seq_len)
     if recipe.lora:
         net = add_lora(net, recipe)
-    net.train()
-    optimizer = make_optimizer(net, recipe)
+    optimizer = make_optimizer(net.train(), recipe)
     scheduler = get_scheduler(recipe.scheduler, optimizer, recipe.warmup_steps, recipe.max_steps)
     net, optimizer = accelerator.prepare(net, optimizer)
     accelerator.register_for_checkpointing(scheduler)
@@ -159,37 +175,26 @@ def tune(model: str, data=None, out="run", recipe: Recipe | str = "cpu-small", r
         write_jsonl(out / LOG, log)
 
     bar = tqdm(total=recipe.max_steps, initial=start, unit="step", dynamic_ncols=True,
-               disable=not accelerator.is_main_process or progress is False)
+               disable=not (accelerator.is_main_process and progress))
     for step in range(start, recipe.max_steps):
         started = time.perf_counter()
         samples = training.global_batch(step)
         batch = make_batch(samples[rank::world], training.max_len, tokenizer.pad_token_id)
         lr = optimizer.param_groups[0]["lr"]
         loss = train_step(accelerator, net, optimizer, scheduler, batch, supervised_tokens(samples), recipe, bf16)
-        seconds = time.perf_counter() - started
-        tokens = sum(len(ids) for ids, _ in samples)
-        row = {"step": step + 1, "stage": training.stage_of_step[step], "loss": loss, "lr": lr, "tokens": tokens,
-               "supervised_tokens": supervised_tokens(samples), "seconds": round(seconds, 4),
-               "tokens_per_s": round(tokens / seconds, 1)}
-        log.append(row)
+        log.append(log_row(step + 1, training.stage_of_step[step], loss, lr, samples, time.perf_counter() - started))
         if accelerator.is_main_process:
             with open(out / LOG, "a", encoding="utf-8") as f:
-                f.write(json.dumps(row) + "\n")
-        bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{row['tokens_per_s']:.0f}", refresh=False)
+                f.write(json.dumps(log[-1]) + "\n")
+        bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{log[-1]['tokens_per_s']:.0f}", refresh=False)
         bar.update()
         if (step + 1) % recipe.save_every == 0 and step + 1 < recipe.max_steps:
             save_checkpoint(accelerator, out, step + 1, identity, recipe.keep_checkpoints)
     bar.close()
 
-    summary = {
-        "base model": model, "steps": recipe.max_steps, "prompts seen": recipe.max_steps * recipe.batch_size,
-        "tokens seen": sum(r["tokens"] for r in log), "completion tokens": sum(r["supervised_tokens"] for r in log),
-        "final loss (mean of last 10 steps)": round(sum(r["loss"] for r in log[-10:]) / max(1, len(log[-10:])), 4),
-        "prompts skipped as longer than max_seq_len": training.skipped, "processes": world,
-        "device": accelerator.device.type, "bf16 autocast": bf16, "symtune": __version__,
-    }
     manifests = {path: manifest for path, (_, manifest) in training.mixtures.items()}
-    save_model(accelerator, net, tokenizer, out, recipe, model_card(model, manifests, recipe.to_dict(), summary))
+    card = model_card(model, manifests, recipe.to_dict(), run_summary(model, recipe, log, training, accelerator, bf16))
+    save_model(accelerator, net, tokenizer, out, recipe, card)
     if accelerator.is_main_process:
         plot_loss(log, out / "loss.png")
     accelerator.wait_for_everyone()

@@ -37,7 +37,9 @@ class Recipe:
     lora_target_modules: str | list = "all-linear"  # peft's "all-linear" or module names, e.g. [q_proj, v_proj]
     merge_lora: bool = False  # save a merged full model instead of the adapter
     bf16: bool | str = "auto"  # bf16 autocast: true, false, or auto (on where the CPU or GPU supports bf16)
-    symbol_fraction: float | None = None  # resample each mixture to this share of kind=="symbol" rows
+    attn_implementation: str = "sdpa"  # sdpa, eager, or flash_attention_2 (GPU: packed rows run as varlen)
+    symbol_fraction: float | None = None  # resample each mixture to this share of kind=="symbol" rows (the rest:
+    #                                       natural and random-label rows)
     stages: list = field(default_factory=list)  # [{data: DIR or [DIR, ...], ratio: [w, ...], steps: N}, ...]
     seed: int = 0
     save_every: int = 100  # checkpoint every N steps (and at the end)
@@ -59,7 +61,7 @@ def recipe_path(name_or_path: str) -> Path:
     if not path.is_file():
         names = sorted(p.name.removesuffix(".yaml") for p in (resources.files("symtune") / "configs").iterdir()
                        if p.name.endswith(".yaml"))
-        raise SymtuneError(f"unknown recipe {name_or_path!r}: not a shipped recipe ({', '.join(names)}) nor a YAML file")
+        raise SymtuneError(f"unknown recipe {name_or_path!r}: not a shipped recipe ({', '.join(names)}), not a file")
     return path
 
 
@@ -106,8 +108,9 @@ def type_names(hint) -> tuple[tuple[type, ...], str]:
 
 def checked(recipe: Recipe) -> Recipe:
     """The recipe with ints and numeric strings turned into floats where floats belong; bad values refused."""
+    hints = typing.get_type_hints(Recipe)
     for f in dataclasses.fields(Recipe):
-        kinds, names = type_names(typing.get_type_hints(Recipe)[f.name])
+        kinds, names = type_names(hints[f.name])
         value = getattr(recipe, f.name)
         if float in kinds and isinstance(value, (int, str)) and not isinstance(value, bool):
             try:
@@ -144,8 +147,9 @@ def check_stage(stage) -> None:
         raise SymtuneError(f"unknown stage key {sorted(unknown)[0]!r}; a stage has {', '.join(STAGE_KEYS)}")
     data = stage["data"] if isinstance(stage["data"], list) else [stage["data"]]
     ratio = stage.get("ratio", [1] * len(data))
-    if not isinstance(ratio, list) or len(ratio) != len(data) or not all(isinstance(r, (int, float)) and r >= 0 for r in ratio) \
-            or not sum(ratio):
+    weights_ok = isinstance(ratio, list) and len(ratio) == len(data) and all(
+        isinstance(r, (int, float)) and not isinstance(r, bool) and r >= 0 for r in ratio)
+    if not weights_ok or not sum(ratio):
         raise SymtuneError(f"stage ratio must be a list of {len(data)} non-negative weights, got {ratio!r}")
 
 

@@ -1,0 +1,107 @@
+"""Run one experiment config end to end and write its section of docs/results.md.
+
+    python scripts/experiment.py scripts/experiments/smollm2-shared.yaml
+
+For each row of the config: build its mixture, tune the model (skipped when done, resumed
+when interrupted). Then every suite evaluates the base model and all rows on identical
+prompts (a request cache makes re-runs cheap), and the tables, plots, command and wall times
+go to docs/results/<name>.md, which docs/results.md gathers. Every number there comes from
+this script.
+"""
+
+import argparse
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import yaml
+
+from symtune.demo import split_tasks
+from symtune.evaluate import EvalConfig, evaluate
+from symtune.io import atomic_write
+from symtune.mixture import MixtureConfig, build_mixture
+from symtune.report import markdown, report, write_results
+from symtune.tasks.registry import load_task_list
+from symtune.train.loop import tune
+from symtune.train.recipe import load_recipe
+
+DOCS = Path(__file__).resolve().parents[1] / "docs"
+
+
+def tune_row(cfg: dict, name: str, options: dict, tuning, held_out, out: Path) -> tuple[Path, float]:
+    recipe = load_recipe(cfg["recipe"], list(cfg.get("recipe_overrides", [])))
+    folder = out / "rows" / name.replace(" ", "_").replace("%", "pct").replace("+", "plus")
+    started = time.perf_counter()
+    if not (folder / "mixture" / "manifest.json").exists():
+        mix = replace(MixtureConfig(n=recipe.max_steps * recipe.batch_size), **cfg.get("mixture", {}), **options)
+        build_mixture(tuning, folder / "mixture", mix, eval_tasks=[t.name for t in held_out])
+    model = folder / "model"
+    if not any((model / f).exists() for f in ("config.json", "adapter_config.json")):
+        tune(cfg["model"], folder / "mixture", model, recipe, resume=(model / "checkpoints").exists())
+    return model, time.perf_counter() - started
+
+
+def suite_tasks(cfg: dict, suite: str, held_out):
+    if suite == "algorithmic":
+        return load_task_list(cfg["bigbench"]) if cfg.get("bigbench") else []
+    if suite == "flipped":
+        return [t for t in held_out if len(t.labels) == 2]
+    return held_out
+
+
+def run(config_path: str) -> None:
+    cfg = yaml.safe_load(Path(config_path).read_text())
+    out = Path("runs") / cfg["name"]
+    tuning, held_out = split_tasks(cfg["data"], cfg["eval_tasks"], seed=0)
+    models, walls = {"base": cfg["model"]}, {}
+    for name, options in cfg["rows"].items():
+        models[name], walls[name] = tune_row(cfg, name, options or {}, tuning, held_out, out)
+    sections = []
+    for suite, settings in cfg["suites"].items():
+        tasks = suite_tasks(cfg, suite, held_out)
+        if not tasks:
+            continue
+        started = time.perf_counter()
+        ecfg = EvalConfig(suite=suite, n=settings["n"], seeds=tuple(range(settings["seeds"])))
+        results = evaluate([str(m) for m in models.values()], tasks, ecfg, cache_dir=out / "cache", progress=True)
+        results["models"] = {row: results["models"][str(m)] for row, m in models.items()}  # rows by name
+        write_results(results, out / suite)
+        plots = report([str(out / suite / "results.json")], DOCS / "results" / cfg["name"])
+        images = "\n".join(f"![{suite}]({cfg['name']}/{p.name})" for p in plots)
+        sections.append(f"{markdown(results)}\n\n{images}\n\nEvaluation wall time: {time.perf_counter() - started:.0f} s.")
+    write_section(cfg, config_path, tuning, held_out, walls, sections)
+
+
+def write_section(cfg, config_path, tuning, held_out, walls, sections) -> None:
+    head = [
+        f"# {cfg['name']}: {cfg['model']}",
+        f"Command: `python scripts/experiment.py {config_path}` (config: [{config_path}](../../{config_path})).",
+        f"Tuned on {len(tuning)} tasks: {', '.join(t.name for t in tuning)}.",
+        f"Evaluated on {len(held_out)} unseen tasks: {', '.join(t.name for t in held_out)}.",
+        f"Recipe `{cfg['recipe']}` with {' '.join(cfg.get('recipe_overrides', [])) or 'no overrides'}.",
+        "Tuning wall time per row (mixture + tuning): "
+        + ", ".join(f"{name} {seconds / 60:.1f} min" for name, seconds in walls.items()) + ".",
+    ]
+    path = DOCS / "results" / f"{cfg['name']}.md"
+    with atomic_write(path) as f:
+        f.write("\n\n".join(head + sections) + "\n")
+    gather()
+    print(f"wrote {path} and {DOCS / 'results.md'}", file=sys.stderr)
+
+
+def gather() -> None:
+    """docs/results.md: the intro of docs/results/README.md, then every experiment's section."""
+    parts = [(DOCS / "results" / "README.md").read_text(encoding="utf-8")]
+    for section in sorted((DOCS / "results").glob("*.md")):
+        if section.name != "README.md":
+            text = section.read_text(encoding="utf-8").replace("](", "](results/").replace("](results/../../", "](../")
+            parts.append(text.replace("\n# ", "\n## ").replace("# ", "## ", 1))
+    with atomic_write(DOCS / "results.md") as f:
+        f.write("\n\n".join(parts))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("config", help="experiment YAML (scripts/experiments/*.yaml)")
+    run(parser.parse_args().config)

@@ -1,0 +1,77 @@
+"""What both studies do with the trainer: write prompt/completion rows as a mixture folder, tune
+a model on it once (a re-run finds the finished model), and keep each step's results on disk so
+that an interrupted study resumes where it stopped."""
+
+import shutil
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+from symtune import __version__
+from symtune.io import read_json, write_json, write_jsonl
+from symtune.train.recipe import load_recipe, parse_override
+
+
+def write_mixture(folder: Path, rows: list[dict], seed: int, options: dict) -> Path:
+    """`rows` as a mixture folder (train.jsonl + manifest.json) the trainer reads."""
+    counts = Counter(row["task"] for row in rows)
+    write_jsonl(folder / "train.jsonl", rows)
+    write_json(folder / "manifest.json", {
+        "symtune_version": __version__, "seed": seed, "n": len(rows),
+        "tasks": {task: {"count": n, "source": "symtune.studies"} for task, n in counts.items()},
+        "kinds": dict(Counter(row["kind"] for row in rows)), "eval_tasks": [], "options": options,
+        "tokenizer": None, "total_tokens": None,
+    })
+    return folder
+
+
+def study_recipe(name: str, overrides: list[str], steps: int, stages: list | None = None):
+    """The recipe `name` run for `steps` steps (split into `stages` if given) without
+    intermediate checkpoints; `overrides` ("key=value") win over all of it."""
+    values = {"max_steps": steps, "save_every": steps, "warmup_steps": min(10, steps // 10)}
+    if stages is not None:
+        values["stages"] = stages
+    return load_recipe(name, {**values, **dict(map(parse_override, overrides))})
+
+
+def has_model(folder: Path) -> bool:
+    return (folder / "config.json").is_file() or (folder / "adapter_config.json").is_file()
+
+
+def tuned(model: str, data, out: Path, recipe) -> Path:
+    """`model` tuned on `data` (or the recipe's stages) into `out`, unless `out` already holds it."""
+    from symtune.train.loop import tune
+
+    if not has_model(out):
+        tune(model, data, out, recipe, resume=(out / "checkpoints").exists(), progress=False)
+    return out
+
+
+def drop_weights(folder: Path) -> None:
+    """Delete a scored model's weights (hundreds of MB per run); its log, loss curve and card stay."""
+    for path in [*folder.glob("*.safetensors"), folder / "checkpoints"]:
+        if path.is_dir():
+            shutil.rmtree(path)
+        elif path.exists():
+            path.unlink()
+
+
+def cached(path: Path, compute):
+    """The JSON at `path`, computed and written first if it is missing."""
+    if not path.is_file():
+        write_json(path, compute())
+    return read_json(path)
+
+
+class Clock:
+    """Wall time since the study started, for progress lines."""
+
+    def __init__(self):
+        self.start = time.perf_counter()
+
+    def seconds(self) -> float:
+        return time.perf_counter() - self.start
+
+    def say(self, message: str) -> None:
+        print(f"[{self.seconds():7.0f}s] {message}", file=sys.stderr, flush=True)

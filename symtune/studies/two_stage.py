@@ -1,0 +1,204 @@
+"""Symbol-LLM's experiment (papers.md §3a): inject symbolic knowledge, then infuse it with
+natural-language data, against one-stage training.
+
+Symbolic data: SCAN's add-jump training commands as Symbol-evol prompts (fresh random strings
+for the six actions in every prompt). Natural data: a natural-label few-shot mixture
+(symtune.mixture). Schedules, all with the same total steps:
+  injection   symbolic data only (Symbol-LLM's "Base")
+  one_stage   symbolic and natural data mixed at `ratio` from the first step
+  two_stage   symbolic only for a share of the steps, then the mixture (injection → infusion)
+Measured on the pretrained model and each schedule: exact match of the greedy output on SCAN
+commands never trained, for three splits, and few-shot ICL accuracy on natural-language tasks
+never trained (forgetting), with natural and with symbol labels.
+  iid             held-out commands without "jump", random strings as in training
+  add_jump        commands that use "jump" in context (add-jump's test split)
+  unseen_symbols  the iid commands, with nonsense words as the symbol strings (a new kind)
+"""
+
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from symtune.errors import SymtuneError
+from symtune.studies.nonsense import nonsense_words
+from symtune.studies.runs import Clock, cached, drop_weights, study_recipe, tuned, write_mixture
+from symtune.studies.scan import SCAN_ACTIONS, interpret, scan_split
+from symtune.studies.symbol_evol import symbol_evol_rows
+from symtune.tasks.task import Example
+
+SCHEDULES = ("injection", "one_stage", "two_stage")
+SCAN_SPLITS = ("iid", "add_jump", "unseen_symbols")
+
+
+@dataclass
+class TwoStageConfig:
+    model: str = "smollm2-135m-instruct"
+    seeds: int = 3
+    steps: int = 150  # tuning steps of every schedule
+    injection_share: float = 0.5  # two_stage: the share of the steps spent on symbolic data alone
+    ratio: tuple[float, float] = (1.0, 1.0)  # symbolic : natural in the mixed stage (the paper: 1:1)
+    recipe: str = "cpu-small"
+    overrides: list[str] = field(default_factory=list)  # recipe "key=value"
+    k: int = 0  # solved exemplars in each Symbol-evol prompt
+    max_actions: int = 8  # SCAN commands of at most this many actions (output length on a CPU)
+    n_eval: int = 40  # SCAN test commands per split
+    natural_tasks: str = "builtin:lexical"  # task specs of the natural-language data
+    forget_tasks: str = "builtin:numbers"  # task specs of the forgetting check, never tuned on
+    forget_n: int = 40  # ICL prompts per forgetting task
+    forget_k: int = 2  # exemplars per class in those prompts
+    keep_models: bool = False
+    token_budget: int = 4096
+
+
+def labelled(commands: list[str]) -> list[Example]:
+    return [Example(c, " ".join(interpret(c))) for c in commands]
+
+
+def scan_data(cfg: TwoStageConfig, seed: int) -> tuple[list[Example], dict[str, list[Example]]]:
+    """(training examples, test examples per split) from SCAN's add-jump split, commands of at
+    most max_actions actions; the iid commands are held out of training."""
+    train, test = scan_split("add_jump", seed)
+    short = lambda c: len(interpret(c)) <= cfg.max_actions  # noqa: E731
+    held_out = [c for c in dict.fromkeys(train) if c != "jump" and short(c)][: cfg.n_eval]
+    training = [c for c in train if short(c) and c not in set(held_out)]
+    jump = [c for c in test if short(c)][: cfg.n_eval]
+    return labelled(training), {"iid": labelled(held_out), "add_jump": labelled(jump), "unseen_symbols": labelled(held_out)}
+
+
+def scan_prompts(cfg: TwoStageConfig, seed: int, training: list[Example], tests: dict) -> dict[str, list[dict]]:
+    """Symbol-evol rows (prompt and target completion) of each test split."""
+    unseen = nonsense_words(200, seed=10_000 + seed)  # strings of a kind never trained on
+    shots = {"exemplars": training} if cfg.k else {}
+    return {split: symbol_evol_rows(examples, SCAN_ACTIONS, task=f"scan_{split}", n=len(examples), seed=seed + i,
+                                    k=cfg.k, pool=unseen if split == "unseen_symbols" else None, **shots)
+            for i, (split, examples) in enumerate(tests.items())}
+
+
+def exact_match(model, tokenizer, rows: list[dict], token_budget: int) -> list[int]:
+    """1 where the greedy output (up to the line end) is exactly the target action strings."""
+    from symtune.scoring import generate_until
+
+    longest = max(len(tokenizer(row["completion"]).input_ids) for row in rows)
+    outputs = generate_until(model, tokenizer, [row["prompt"] for row in rows], stop="\n",
+                             max_new_tokens=longest + 2, token_budget=token_budget)
+    return [int(out.split() == row["completion"].split()) for out, row in zip(outputs, rows)]
+
+
+def forgetting_conditions(k: int):
+    from symtune.evaluate import Condition
+    from symtune.prompts import Setting
+
+    return [Condition("natural", "✗✓ natural labels", Setting(symbols=False), k),
+            Condition("symbols", "✗✗ symbol labels", Setting(), k)]
+
+
+def icl_accuracy(model, tokenizer, tasks, cfg: TwoStageConfig, seed: int, cache) -> dict[str, float]:
+    """Few-shot rank-classification accuracy, mean over tasks, per forgetting condition."""
+    from symtune.evaluate import EvalConfig, aggregate, classification_items, score_items
+
+    eval_cfg = EvalConfig(suite="grid", n=cfg.forget_n, k=cfg.forget_k, seeds=(seed,), calibrate=False,
+                          token_budget=cfg.token_budget)
+    conditions = forgetting_conditions(cfg.forget_k)
+    items = [{"id": f"{c.name}/{t.name}/{seed}/{i}", "task": t.name, "condition": c.name, "seed": seed,
+              "generation": False, **item}
+             for c in conditions for t in tasks for i, item in enumerate(classification_items(t, c, seed, eval_cfg))]
+    means = aggregate(score_items(model, tokenizer, items, eval_cfg, cache), items, conditions)
+    return {c.name: means[c.name]["mean"]["metrics"]["acc"]["mean"] for c in conditions}
+
+
+def schedule_stages(cfg: TwoStageConfig, schedule: str, symbolic: Path, natural: Path) -> list[dict]:
+    mixed = {"data": [str(symbolic), str(natural)], "ratio": list(cfg.ratio)}
+    if schedule == "injection":
+        return [{"data": str(symbolic), "steps": cfg.steps}]
+    if schedule == "one_stage":
+        return [{**mixed, "steps": cfg.steps}]
+    injection = round(cfg.steps * cfg.injection_share)
+    return [{"data": str(symbolic), "steps": injection}, {**mixed, "steps": cfg.steps - injection}]
+
+
+def evaluate_model(spec: str, cfg: TwoStageConfig, prompts: dict, forget_tasks, seed: int, cache_dir: Path) -> dict:
+    from symtune.evaluate import RequestCache
+    from symtune.models import load_model, model_fingerprint
+
+    model, tokenizer = load_model(spec)
+    scan = {split: exact_match(model, tokenizer, rows, cfg.token_budget) for split, rows in prompts.items()}
+    cache = RequestCache(cache_dir, model_fingerprint(spec))
+    return {"scan": scan, "icl": icl_accuracy(model, tokenizer, forget_tasks, cfg, seed, cache)}
+
+
+def stage_losses(log: list[dict]) -> list[float]:
+    """The mean loss of the last 10 steps of each stage."""
+    stages = sorted({r["stage"] for r in log})
+    return [sum(tail) / len(tail) for tail in ([r["loss"] for r in log if r["stage"] == s][-10:] for s in stages)]
+
+
+def run_seed(cfg: TwoStageConfig, seed: int, out: Path, clock: Clock) -> dict:
+    from symtune.io import read_jsonl
+    from symtune.mixture import MixtureConfig, build_mixture
+    from symtune.models import load_tokenizer
+    from symtune.tasks.registry import load_task_list
+
+    training, tests = scan_data(cfg, seed)
+    prompts = scan_prompts(cfg, seed, training, tests)
+    forget_tasks = load_task_list(cfg.forget_tasks, seed)
+    rows_needed = cfg.steps * study_recipe(cfg.recipe, cfg.overrides, cfg.steps).batch_size
+    symbolic, natural = out / "data-symbolic", out / "data-natural"
+    if not (symbolic / "manifest.json").is_file():
+        rows = symbol_evol_rows(training, SCAN_ACTIONS, task="scan_add_jump", n=rows_needed, seed=seed, k=cfg.k)
+        write_mixture(symbolic, rows, seed, {"symbol_evol": True, "k": cfg.k, "max_actions": cfg.max_actions})
+    if not (natural / "manifest.json").is_file():
+        build_mixture(load_task_list(cfg.natural_tasks, seed), natural,
+                      MixtureConfig(n=rows_needed, seed=seed, k_min=1, k_max=2, symbol_fraction=0.0, max_tokens=384),
+                      eval_tasks=[t.name for t in forget_tasks], tokenizer=load_tokenizer(cfg.model))
+
+    results = {"pretrained": cached(out / "pretrained.json", lambda: evaluate_model(cfg.model, cfg, prompts, forget_tasks, seed, out / "cache"))}
+    clock.say(f"seed {seed}: pretrained evaluated")
+    losses = {}
+    for schedule in SCHEDULES:
+        folder = out / schedule
+
+        def tune_and_evaluate():
+            recipe = study_recipe(cfg.recipe, [f"seed={seed}", *cfg.overrides], cfg.steps,
+                                  stages=schedule_stages(cfg, schedule, symbolic, natural))
+            tuned(cfg.model, None, folder / "model", recipe)
+            result = evaluate_model(str(folder / "model"), cfg, prompts, forget_tasks, seed, out / "cache")
+            if not cfg.keep_models:
+                drop_weights(folder / "model")
+            return result
+
+        results[schedule] = cached(folder / "scores.json", tune_and_evaluate)
+        losses[schedule] = stage_losses(read_jsonl(folder / "model" / "train_log.jsonl"))
+        clock.say(f"seed {seed}: {schedule} tuned and evaluated")
+    return {"results": results, "losses": losses}
+
+
+def summarize(per_seed: list[dict]) -> dict:
+    """SCAN exact match per split and ICL accuracy per condition, for every model: mean and
+    standard error over seeds."""
+    from symtune.evaluate import mean_se
+
+    models = list(per_seed[0]["results"])
+    scan = {m: {split: mean_se([sum(s["results"][m]["scan"][split]) / len(s["results"][m]["scan"][split])
+                                for s in per_seed]) for split in SCAN_SPLITS} for m in models}
+    icl = {m: {c: mean_se([s["results"][m]["icl"][c] for s in per_seed]) for c in per_seed[0]["results"][m]["icl"]}
+           for m in models}
+    return {"models": models, "scan": scan, "icl": icl}
+
+
+def run_two_stage(cfg: TwoStageConfig, out, command: str = "") -> dict:
+    """The whole experiment; writes out/results.json (and resumes from out/ when re-run)."""
+    from symtune.evaluate import versions
+    from symtune.io import write_json
+
+    if cfg.seeds < 1 or cfg.n_eval < 1 or not 1 <= round(cfg.steps * cfg.injection_share) < cfg.steps:
+        raise SymtuneError("seeds and n_eval must be at least 1, and injection_share must leave both stages "
+                           f"at least one of the {cfg.steps} steps")
+    if len(cfg.ratio) != 2 or min(cfg.ratio) < 0 or not sum(cfg.ratio):
+        raise SymtuneError(f"ratio is two non-negative weights (symbolic, natural), got {cfg.ratio}")
+    out, clock = Path(out), Clock()
+    per_seed = [run_seed(cfg, seed, out / f"seed{seed}", clock) for seed in range(cfg.seeds)]
+    results = {"study": "two_stage", "command": command, "seconds": round(clock.seconds(), 1), "config": asdict(cfg),
+               "versions": versions(), **summarize(per_seed), "losses": [s["losses"] for s in per_seed]}
+    write_json(out / "results.json", results)
+    print(f"two-stage study -> {out / 'results.json'}", file=sys.stderr)
+    return results

@@ -1,0 +1,50 @@
+"""The benchmarks compare like with like: on a tiny model, lm-eval's scores line up with symtune's
+request by request, and TRL and symtune count the same tokens. Skipped without the bench extras."""
+
+import math
+import sys
+from argparse import Namespace
+from pathlib import Path
+
+import pytest
+from conftest import save_tiny_model
+from transformers import AutoModelForCausalLM
+
+from symtune.io import write_jsonl
+from symtune.scoring import score_requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+
+REQUESTS = [
+    ("Input: good movie\nOutput: 7291\n\nInput: bad film\nOutput: QXR\n\nInput: fine\nOutput:", [" 7291", " QXR", " lantern"]),
+    ("Q: is it raining?\nA:", [" 12345", " ABCD"]),
+]
+
+
+def test_lm_eval_scores_line_up_with_symtune(tiny_model_dir, tokenizer):
+    pytest.importorskip("lm_eval")
+    from bench_scoring import lm_eval_scores
+    from lm_eval.models.huggingface import HFLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    ours = [s.logprobs for s in score_requests(model, tokenizer, REQUESTS)]
+    theirs = lm_eval_scores(HFLM(pretrained=model, tokenizer=tokenizer, batch_size=2), REQUESTS)
+    assert [len(x) for x in theirs] == [len(conts) for _, conts in REQUESTS]
+    assert max(abs(a - b) for x, y in zip(ours, theirs) for a, b in zip(x, y)) < 1e-4
+
+
+def test_symtune_and_trl_train_on_the_same_tokens(tmp_path, tokenizer):
+    pytest.importorskip("trl")
+    from bench_tuning import run_symtune, run_trl
+
+    model = str(save_tiny_model(tmp_path / "model", tokenizer))
+    rows = [{"prompt": f"Input: example {i} {'word ' * i}\nOutput:", "completion": f" {i * 37}{tokenizer.eos_token}"}
+            for i in range(4)]
+    write_jsonl(tmp_path / "mixture" / "train.jsonl", rows)
+    args = Namespace(steps=2, batch_size=2, lr=1e-3, bf16=False)  # LoRA on one side only: tokens do not depend on it
+    ours = run_symtune(model, tmp_path, args, lora=False)
+    theirs = run_trl(model, tokenizer, rows, tmp_path, args, lora=True, checkpointing=True)
+    assert len(ours) == len(theirs) == 2
+    assert sum(r["tokens"] for r in ours) == sum(r["tokens"] for r in theirs) == sum(
+        len(tokenizer(r["prompt"] + r["completion"]).input_ids) for r in rows)
+    assert all(math.isfinite(r["loss"]) and r["seconds"] > 0 for r in ours + theirs)
