@@ -146,23 +146,31 @@ def approx_tokens(text: str) -> int:
     return math.ceil(len(text) / 3)
 
 
-def fit_to_budget(blocks: list[str], classes: list[int], fixed: str, max_tokens: int, count: Callable[[str], int]) -> list[int]:
-    """Indices of the exemplar blocks to keep so the prompt fits: drop one at a time from the
-    class with most exemplars left (never the query, never a class's last exemplar)."""
+def drop_one(keep: list[int], classes: list[int], tokens: int, max_tokens: int) -> None:
+    """Drop an exemplar of the class with most left; never a class's last exemplar."""
+    per_class = {}
+    for i in keep:
+        per_class.setdefault(classes[i], []).append(i)
+    largest = max(per_class.values(), key=len)
+    if len(largest) == 1:
+        raise SymtuneError(
+            f"prompt does not fit in {max_tokens} tokens even with one exemplar per class "
+            f"({tokens} tokens); shorten the inputs or raise the limit"
+        )
+    keep.remove(largest[-1])
+
+
+def fit_to_budget(blocks: list[str], classes: list[int], assemble: Callable[[list[int]], str], max_tokens: int,
+                  count: Callable[[str], int]) -> list[int]:
+    """Indices of the exemplar blocks to keep so that assemble(kept) fits in max_tokens.
+    Per-block counts give a cheap estimate first; the assembled text is then counted exactly."""
     keep = list(range(len(blocks)))
     sizes = [count(b + SEPARATOR) for b in blocks]
-    base = count(fixed)
-    while base + sum(sizes[i] for i in keep) > max_tokens:
-        per_class = {}
-        for i in keep:
-            per_class.setdefault(classes[i], []).append(i)
-        largest = max(per_class.values(), key=len)
-        if len(largest) == 1:
-            raise SymtuneError(
-                f"prompt does not fit in {max_tokens} tokens even with one exemplar per class "
-                f"({base + sum(sizes[i] for i in keep)} tokens); shorten the inputs or raise the limit"
-            )
-        keep.remove(largest[-1])
+    overhead = count(assemble([]))
+    while (estimate := overhead + sum(sizes[i] for i in keep)) > max_tokens:
+        drop_one(keep, classes, estimate, max_tokens)
+    while (exact := count(assemble(keep))) > max_tokens:
+        drop_one(keep, classes, exact, max_tokens)
     return keep
 
 
@@ -206,11 +214,15 @@ def build_prompt(
     if setting.instruction and not task.instruction:
         raise SymtuneError(f"task {task.name} has no instruction; evaluate it without one")
     tail = render(fmt, input_text(query))
+
+    def assemble(kept) -> str:
+        return head + "".join(blocks[i] + SEPARATOR for i in kept) + tail
+
     keep = range(len(blocks))
     if max_tokens is not None:
-        count = count_tokens or approx_tokens
-        keep = fit_to_budget(blocks, [c for c, _ in exemplars], head + tail + " " + strings[answer], max_tokens, count)
-    text = head + "".join(blocks[i] + SEPARATOR for i in keep) + tail
+        keep = fit_to_budget(blocks, [c for c, _ in exemplars], lambda kept: assemble(kept) + " " + strings[answer],
+                             max_tokens, count_tokens or approx_tokens)
+    text = assemble(keep)
     return Prompt(
         text=text,
         target=strings[answer],

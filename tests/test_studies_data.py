@@ -146,6 +146,11 @@ def test_dataset_sizes_match_the_paper_setup(studies):
     assert all(len(items) >= 50 for items in semantic.tests.values())
 
 
+def test_reversal_answers_are_balanced_between_more_and_less(studies):
+    for items in studies["reversals"].tests.values():  # a bias for "more" or "less" scores chance
+        assert sum(" more " in item.options[item.answer] for item in items) == len(items) // 2
+
+
 def test_documents_state_their_facts(studies):
     for data in studies.values():
         for doc, facts in zip(data.documents, data.document_facts):

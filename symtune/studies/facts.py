@@ -4,6 +4,7 @@ oracle augmenters that spend "train-time inference" on them (Lampinen et al. 202
 A fact is a (subject, relation, object) triple. Relations:
   isa          "grud are a type of abme"          has        "grud are zept"
   do:<verb>    "grud vorp telk"                   more:<adj> "femp are more dangerous than glon"
+                                                  less:<adj> "femp are less dangerous than glon"
   all/some/no  "all glon are yomp"                is         "Pim Trask is the poet who ..."
 Every relation has forward templates (subject first) and reverse templates (object first).
 Forward templates of isa/has/do/is end with the object and reverse ones with the subject, so a
@@ -30,7 +31,7 @@ class Fact:
 
     @property
     def word(self) -> str:
-        """The verb of a do: relation or the adjective of a more: relation."""
+        """The verb of a do: relation or the adjective of a more: or less: relation."""
         return self.relation.partition(":")[2]
 
 
@@ -52,6 +53,10 @@ TEMPLATES = {  # kind -> (forward templates, reverse templates); the first of ea
     "more": (
         ["{s} are more {w} than {o}", "compared with {o}, {s} are more {w}"],
         ["{o} are less {w} than {s}", "compared with {s}, {o} are less {w}"],
+    ),
+    "less": (
+        ["{s} are less {w} than {o}", "compared with {o}, {s} are less {w}"],
+        ["{o} are more {w} than {s}", "compared with {s}, {o} are more {w}"],
     ),
     # Boolean semantics: "all X are Y" has no valid converse; "some" and "no" convert.
     "all": (["all {s} are {o}", "every {s} is {o}"], []),

@@ -278,7 +278,7 @@ def protocols(cfg: GeneralizationConfig) -> dict[str, str]:
     return names
 
 
-def test_items(datasets: dict[str, StudyData], max_items: int) -> dict[str, dict[str, list[MCItem]]]:
+def split_items(datasets: dict[str, StudyData], max_items: int) -> dict[str, dict[str, list[MCItem]]]:
     return {name: {split: items[:max_items] for split, items in data.tests.items()} for name, data in datasets.items()}
 
 
@@ -300,7 +300,7 @@ def run_seed(cfg: GeneralizationConfig, seed: int, out: Path, clock: Clock) -> d
     from symtune.models import load_model
 
     datasets = study_datasets(seed, cfg.size)
-    items = test_items(datasets, cfg.max_items)
+    items = split_items(datasets, cfg.max_items)
     plain = lambda data, its: [DOC_START + item.context for item in its]  # noqa: E731
     model, tokenizer = load_model(cfg.model)
     scores = {"pretrained": cached(out / "pretrained.json",

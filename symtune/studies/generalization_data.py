@@ -83,27 +83,30 @@ TEST_LEAD_IN = "It is true that"  # never a training lead-in
 
 
 def simple_reversals(seed: int = 0, n_facts: int = 100, articles_per_fact: int = 10) -> StudyData:
-    """"femp are more dangerous than glon", each fact in `articles_per_fact` one-sentence
-    articles with different lead-ins. Tests (2-way): the reversal ("glon are less dangerous
-    than femp") against the contradiction ("glon are more dangerous than femp"), and the
-    trained direction against its contradiction as a control."""
+    """"femp are more dangerous than glon" (or "less": half the facts each, so that a bias for
+    one of the two words cannot pass as knowledge), each fact in `articles_per_fact`
+    one-sentence articles with different lead-ins. Tests (2-way): the reversal ("glon are less
+    dangerous than femp") against the contradiction ("glon are more dangerous than femp"), and
+    the trained direction against its contradiction as a control."""
     if not 1 <= articles_per_fact <= len(LEAD_INS):
         raise SymtuneError(f"articles_per_fact must be 1..{len(LEAD_INS)}, got {articles_per_fact}")
     rng = random.Random(seed)
     words = nonsense_words(2 * n_facts, seed)
-    more, less = TEMPLATES["more"][0][0], TEMPLATES["more"][1][0]
+    comparisons = ["more", "less"] * (n_facts // 2) + ["more"] * (n_facts % 2)
+    rng.shuffle(comparisons)
     documents, document_facts = [], []
     tests = {"reversal": [], "trained": []}
-    for a, b in zip(words[::2], words[1::2]):
-        fact = Fact(a, "more:" + rng.choice(DIMENSIONS), b)
+    for a, b, comparison in zip(words[::2], words[1::2], comparisons):
+        fact = Fact(a, f"{comparison}:{rng.choice(DIMENSIONS)}", b)
         contradiction = Fact(b, fact.relation, a)
+        forward_template, reverse_template = (TEMPLATES[comparison][0][0], TEMPLATES[comparison][1][0])
         for lead_in in rng.sample(LEAD_INS, articles_per_fact):
-            documents.append(lead_in.format(render(fact, more)))
+            documents.append(lead_in.format(render(fact, forward_template)))
             document_facts.append([fact])
-        tests["reversal"].append(_mc_item(rng, TEST_LEAD_IN, (f" {render(fact, less)}.", fact),
-                                          [(f" {render(contradiction, more)}.", contradiction)]))
-        tests["trained"].append(_mc_item(rng, TEST_LEAD_IN, (f" {render(fact, more)}.", fact),
-                                         [(f" {render(contradiction, less)}.", contradiction)]))
+        tests["reversal"].append(_mc_item(rng, TEST_LEAD_IN, (f" {render(fact, reverse_template)}.", fact),
+                                          [(f" {render(contradiction, forward_template)}.", contradiction)]))
+        tests["trained"].append(_mc_item(rng, TEST_LEAD_IN, (f" {render(fact, forward_template)}.", fact),
+                                         [(f" {render(contradiction, reverse_template)}.", contradiction)]))
     return _study("reversals", documents, document_facts, tests, rng)
 
 
