@@ -8,6 +8,7 @@ from symtune.demo import add_demo_parser
 from symtune.errors import SymtuneError
 from symtune.evaluate import add_eval_parser
 from symtune.report import add_report_parser
+from symtune.studies.cli import add_study_parser
 from symtune.train.cli import add_tune_parser
 
 
@@ -117,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_eval_parser(sub)
     add_report_parser(sub)
     add_demo_parser(sub)
+    add_study_parser(sub)
     return parser
 
 

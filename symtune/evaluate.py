@@ -25,6 +25,7 @@ from pathlib import Path
 from symtune import __version__
 from symtune.errors import SymtuneError
 from symtune.io import read_json
+from symtune.mixture import TRAINING_RECORD
 from symtune.prompts import GRID, Setting, build_eval_prompts, build_generation_prompt, eval_queries, input_text, max_k, render
 from symtune.tasks.task import Task
 
@@ -33,7 +34,6 @@ FLIP_PERCENTS = (0, 25, 50, 75, 100)  # paper 2's sweep (exact grid UNVERIFIED, 
 K_CURVE = (1, 2, 4, 8)
 CONTENT_FREE = "N/A"
 SELF_CONTAINED = ("simp_turing_concept",)  # BIG-bench families whose inputs already hold their shots
-TRAINING_RECORD = "symtune_training.json"  # written into a tuned model's folder: {"tasks": [...]}
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from symtune.symbols import tuning_pool
 from symtune.tasks.task import Task
 
 KINDS = ("symbol", "natural", "random")
+TRAINING_RECORD = "symtune_training.json"  # in a tuned model's folder: {"base_model", "tasks"} it was tuned on
 
 
 @dataclass

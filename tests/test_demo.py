@@ -37,3 +37,13 @@ def test_demo_end_to_end_on_a_tiny_model(tiny_model_dir, tmp_path, capsys):
     assert list(out.glob("*.png"))
     assert "✗✗" in capsys.readouterr().out
     assert main(argv) == 0  # a re-run resumes from the finished artifacts
+
+
+def test_tuned_model_refuses_evaluation_on_its_tuning_tasks(tiny_model_dir, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["demo", "--model", str(tiny_model_dir), "--out", str(out), "--steps", "1", "--n", "1", "--seeds", "1",
+                 "--set", "batch_size=2", "--set", "max_seq_len=512"]) == 0
+    capsys.readouterr()
+    code = main(["eval", "--model", str(out / "model"), "--suite", "grid", "--tasks", "builtin:numbers",
+                 "--n", "1", "--seeds", "1", "--out", str(tmp_path / "eval")])
+    assert code == 2 and "was tuned on" in capsys.readouterr().err

@@ -15,7 +15,8 @@ import torch.nn.functional as F
 
 from symtune import __version__
 from symtune.errors import SymtuneError
-from symtune.io import read_jsonl, write_jsonl
+from symtune.io import read_jsonl, write_json, write_jsonl
+from symtune.mixture import TRAINING_RECORD
 from symtune.models import load_model, model_fingerprint, resolve_model
 from symtune.train.checkpoint import checkpoints, load_checkpoint, save_checkpoint
 from symtune.train.data import TrainingData, make_batch, supervised_tokens
@@ -197,5 +198,7 @@ def tune(model: str, data=None, out="run", recipe: Recipe | str = "cpu-small", r
     save_model(accelerator, net, tokenizer, out, recipe, card)
     if accelerator.is_main_process:
         plot_loss(log, out / "loss.png")
+        tasks = sorted({task for manifest in manifests.values() for task in manifest.get("tasks", {})})
+        write_json(out / TRAINING_RECORD, {"base_model": model, "tasks": tasks})  # evaluation refuses these tasks
     accelerator.wait_for_everyone()
     return out
