@@ -20,13 +20,16 @@ import sys
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, is_dataclass
+from functools import partial
 from pathlib import Path
 
 from symtune import __version__
 from symtune.errors import SymtuneError
 from symtune.io import read_json
 from symtune.mixture import TRAINING_RECORD
-from symtune.prompts import GRID, Setting, build_eval_prompts, build_generation_prompt, eval_queries, input_text, max_k, render
+from symtune.prompts import (
+    GRID, Setting, build_eval_prompts, build_generation_prompt, eval_queries, input_text, max_k, render,
+)
 from symtune.tasks.task import Task
 
 SUITES = ("grid", "flipped", "kcurve", "algorithmic", "linear")
@@ -53,8 +56,9 @@ def grid_label(setting: Setting) -> str:
 
 
 def suite_conditions(suite: str, k: int = 4) -> list[Condition]:
-    if suite == "grid":
-        return [Condition(s.name, f"{grid_label(s)} {s.name}", s, k) for s in GRID]
+    if suite == "grid":  # in the column order of the paper's Table 1: ✓✓ ✗✓ ✓✗ ✗✗
+        settings = sorted(GRID, key=lambda s: (s.symbols, not s.instruction))
+        return [Condition(s.name, f"{grid_label(s)} {s.name}", s, k) for s in settings]
     if suite == "flipped":
         paper1 = Condition("flipped", "flipped (paper 1)", Setting(symbols=False, flip_query=True), k, binary_only=True)
         sweep = [
@@ -80,7 +84,7 @@ class EvalConfig:
     fmt: str | None = None  # one fixed prompt format; None: a seeded random one per prompt
     calibrate: bool = True  # content-free calibration (the query block twice; the exemplars once)
     generate: bool = False  # also greedy generation + exact match on classification prompts
-    max_new_tokens: int = 32
+    max_new_tokens: int = 48  # generation stops at the line break; BIG-bench lists take ~3 tokens an element
     token_budget: int = 16384  # prompt tokens a batch holds in its cache (one copy per scored label)
     max_prompt_tokens: int | None = None  # drop exemplars to fit (estimated tokens, model-independent)
     allow_seen: bool = False
@@ -98,7 +102,9 @@ def check_task(task: Task, cond: Condition, cfg: EvalConfig) -> None:
         raise SymtuneError(f"task {task.name} is {kind} task; the {cfg.suite} suite cannot evaluate it")
     if not task.is_generation and cond.k > max_k(task):
         smallest = min(map(len, task.train_by_label.values()))
-        raise SymtuneError(f"task {task.name}: k={cond.k} exemplars per class, but a class has only {smallest} train examples")
+        raise SymtuneError(
+            f"task {task.name}: k={cond.k} exemplars per class, but a class has only {smallest} train examples"
+        )
 
 
 def classification_items(task: Task, cond: Condition, seed: int, cfg: EvalConfig) -> list[dict]:
@@ -229,7 +235,8 @@ def rank_request(item: dict):
     return Request(item["text"], continuations)
 
 
-def score_items(model, tokenizer, items: list[dict], cfg: EvalConfig, cache: RequestCache, progress: bool = False) -> list[dict]:
+def score_items(model, tokenizer, items: list[dict], cfg: EvalConfig, cache: RequestCache,
+                progress: bool = False) -> list[dict]:
     """One record per item: prediction, scores, and 0/1 metrics."""
     from symtune.scoring import generate_until, score_requests
 
@@ -241,10 +248,8 @@ def score_items(model, tokenizer, items: list[dict], cfg: EvalConfig, cache: Req
         if item["generation"] or cfg.generate:
             generate[request_key("generate", item["text"], cfg.max_new_tokens)] = item["text"]
     budget = {"token_budget": cfg.token_budget, "progress": progress}
-    ranked = cache.run(lambda reqs, **kw: score_requests(model, tokenizer, reqs, **kw), rank, **budget)
-    generated = cache.run(
-        lambda reqs, **kw: generate_until(model, tokenizer, reqs, max_new_tokens=cfg.max_new_tokens, **kw), generate, **budget
-    )
+    ranked = cache.run(partial(score_requests, model, tokenizer), rank, **budget)
+    generated = cache.run(partial(generate_until, model, tokenizer, max_new_tokens=cfg.max_new_tokens), generate, **budget)
     return [judge(item, ranked, generated, cfg) for item in items]
 
 
@@ -331,7 +336,8 @@ def aggregate(records: list[dict], items: list[dict], conditions: list[Condition
             groups[family(task)].append(task)
         out[cond.name] = {
             "tasks": per_task,
-            "families": {f: mean_over(members, seeds, cell_means, per_task) for f, members in groups.items() if len(members) > 1},
+            "families": {f: mean_over(members, seeds, cell_means, per_task)
+                         for f, members in groups.items() if len(members) > 1},
             "mean": mean_over(tasks, seeds, cell_means, per_task),
         }
     return out
@@ -343,8 +349,8 @@ def mean_over(tasks: list[str], seeds: list[int], cell_means: dict, per_task: di
     for s in seeds:
         metrics = {m for t in tasks for m in cell_means[t, s]}
         per_seed[s] = {m: statistics.fmean(cell_means[t, s][m] for t in tasks if m in cell_means[t, s]) for m in metrics}
-    return {"n_tasks": len(tasks), "chance": mean_or_none([per_task[t]["chance"] for t in tasks if per_task[t]["chance"] is not None]),
-            "metrics": summarize(per_seed)}
+    chances = [per_task[t]["chance"] for t in tasks if per_task[t]["chance"] is not None]
+    return {"n_tasks": len(tasks), "chance": mean_or_none(chances), "metrics": summarize(per_seed)}
 
 
 def confusion(records: list[dict]) -> list[list[int]] | None:
@@ -409,8 +415,8 @@ def evaluate(model_specs: list[str], tasks: list[Task], cfg: EvalConfig, *, cach
         start = time.perf_counter()
         records = score_items(model, tokenizer, items, cfg, cache, progress)
         seconds = time.perf_counter() - start  # this run's scoring time; cached requests cost none
-        results["models"][spec] = {"fingerprint": fingerprint, "seconds": seconds, "prompts_per_second": len(items) / seconds,
-                                   **model_results(records, items, conditions)}
+        results["models"][spec] = {"fingerprint": fingerprint, "seconds": seconds,
+                                   "prompts_per_second": len(items) / seconds, **model_results(records, items, conditions)}
     return results
 
 
@@ -442,7 +448,7 @@ def add_eval_parser(subparsers) -> None:
     p.add_argument("--format", default=None, help="one fixed prompt format (default: a seeded random one per prompt)")
     p.add_argument("--no-calibration", action="store_true", help="skip the content-free pass (acc_calibrated)")
     p.add_argument("--generate", action="store_true", help="also greedy generation + exact match on classification prompts")
-    p.add_argument("--max-new-tokens", type=int, default=32)
+    p.add_argument("--max-new-tokens", type=int, default=48, help="cap on generated tokens (it stops at the line break)")
     p.add_argument("--token-budget", type=int, default=16384,
                    help="prompt tokens a batch may hold in its cache, one copy per scored label (memory bound)")
     p.add_argument("--max-prompt-tokens", type=int, default=None, help="drop exemplars so a prompt fits (estimated tokens)")

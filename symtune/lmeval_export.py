@@ -52,7 +52,7 @@ def write_yaml(path: Path, data: dict) -> None:
         yaml.safe_dump(data, f, sort_keys=False, allow_unicode=True)
 
 
-def export_suite(items: list[dict], conditions: list[Condition], out, *, suite: str, max_new_tokens: int = 32) -> list[str]:
+def export_suite(items: list[dict], conditions: list[Condition], out, *, suite: str, max_new_tokens: int = 48) -> list[str]:
     """Write the tasks of `items` (evaluate.build_items) under `out`; the task names."""
     out = Path(out).resolve()
     groups = defaultdict(list)

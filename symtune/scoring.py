@@ -74,10 +74,11 @@ def encode_request(tokenizer, context: str, continuations: Sequence[str], tails:
         group = [tokenizer(context + tail + c).input_ids for c in continuations]
         start = boundary(tokenizer(context + tail).input_ids, group)
         seen = {}
-        for cand, ids in zip(continuations, group):
-            if tuple(ids[start:]) in seen:
-                raise SymtuneError(f"labels {seen[tuple(ids[start:])]!r} and {cand!r} collide: they tokenize identically after the prompt")
-            seen[tuple(ids[start:])] = cand
+        for i, ids in enumerate(group):
+            j = seen.setdefault(tuple(ids[start:]), i)
+            if j != i:
+                raise SymtuneError(f"labels {continuations[j]!r} and {continuations[i]!r} collide: "
+                                   "they tokenize identically after the prompt")
         fulls += group
         starts += [start] * len(group)
     split = min(boundary(tokenizer(context).input_ids, fulls), min(starts))
@@ -107,7 +108,8 @@ def process_state():
 
 
 def map_batches(fn: Callable[[list], list], items: list, lengths: Sequence[int], *, token_budget: int,
-                progress: bool = False, desc: str | None = None, on_batch: Callable[[list[int], list], None] | None = None) -> list:
+                progress: bool = False, desc: str | None = None,
+                on_batch: Callable[[list[int], list], None] | None = None) -> list:
     """fn over length batches of items, in order of items. Under several processes
     (accelerate) each takes every n-th batch and the results are gathered on all of them.
     `on_batch(indices, results)` sees each finished batch of this process (for caching)."""
@@ -197,7 +199,8 @@ def score_shared_prefix(model, encoded: list, pad_value: int) -> list[Scores]:
             use_cache=True,
         ).logits
         logits = torch.cat([logits, rest], dim=1)
-    sums, greedy = continuation_scores(logits, row_ids, last_n_mask(list(map(len, rows)), scored, row_ids.shape[1]).to(device))
+    scored_mask = last_n_mask(list(map(len, rows)), scored, row_ids.shape[1]).to(device)
+    sums, greedy = continuation_scores(logits, row_ids, scored_mask)
     results, start = [], 0
     for n in n_rows:
         results.append(Scores(sums[start : start + n], scored[start : start + n], greedy[start : start + n]))

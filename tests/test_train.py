@@ -47,7 +47,8 @@ def losses(out) -> list[float]:
 # ---- packing and the supervised-only LM head --------------------------------------------------
 
 PAIRS = [("Input: a b c d e f g h i j k\nOutput:", " QXR"), ("x y\nOutput:", " no"),
-         ("Input: a longer prompt than the others, with a few more words in it\nOutput:", " 7291 zz")]
+         ("Input: a much longer prompt than the two others, with so many more words in it that both of them fit "
+          "beside each other in one row as wide as this one\nOutput:", " 7291 zz")]
 
 
 def per_token_loss(model, batch):
@@ -58,14 +59,14 @@ def per_token_loss(model, batch):
 @pytest.mark.parametrize("architecture", ["llama", "gemma3"])
 @pytest.mark.parametrize("attention", ["sdpa", "eager"])
 def test_packed_samples_never_see_each_other(tokenizer, tmp_path, architecture, attention):
-    """One packed row gives every token the loss it has when its sample runs alone (gemma3's sliding
-    window of 8 is shorter than the samples, so its position remapping is exercised too)."""
+    """Packing gives every token the loss it has when its sample runs alone (gemma3's sliding window
+    of 8 is shorter than the samples, so its position remapping is exercised too)."""
     path = save_tiny_model(tmp_path, tokenizer, architecture)
     model = AutoModelForCausalLM.from_pretrained(path, attn_implementation=attention)
     samples = encode(tokenizer, [p for p, _ in PAIRS], [c for _, c in PAIRS])
-    packed = make_batch(samples, 1024, tokenizer.pad_token_id)
-    assert packed["input_ids"].shape[0] == 1
-    alone = [per_token_loss(model, make_batch([s], 1024, tokenizer.pad_token_id))
+    packed = make_batch(samples, tokenizer.pad_token_id)
+    assert packed["input_ids"].shape[0] == 2  # the long prompt alone, the two short ones side by side
+    alone = [per_token_loss(model, make_batch([s], tokenizer.pad_token_id))
              for s in sorted(samples, key=lambda s: -len(s[0]))]  # packing puts the longest first
     torch.testing.assert_close(per_token_loss(model, packed), torch.cat(alone), rtol=0, atol=1e-5)
     leaky = dict(packed, position_ids=torch.arange(packed["input_ids"].shape[1])[None])  # no restarts: one long text
@@ -79,7 +80,7 @@ def test_loss_is_on_completion_tokens_and_matches_plain_transformers(tokenizer, 
     assert tokenizer.decode(ids[n_prompt:]) == completion and ids[:n_prompt] == tokenizer(prompt).input_ids
     labels = torch.tensor([[-100] * n_prompt + ids[n_prompt:]])
     expected = model(input_ids=torch.tensor([ids]), labels=labels).loss
-    ours = per_token_loss(model, make_batch([(ids, n_prompt)], 1024, tokenizer.pad_token_id)).mean()
+    ours = per_token_loss(model, make_batch([(ids, n_prompt)], tokenizer.pad_token_id)).mean()
     torch.testing.assert_close(ours, expected, rtol=1e-5, atol=1e-6)
 
 

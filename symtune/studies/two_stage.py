@@ -42,8 +42,8 @@ class TwoStageConfig:
     k: int = 0  # solved exemplars in each Symbol-evol prompt
     max_actions: int = 8  # SCAN commands of at most this many actions (output length on a CPU)
     n_eval: int = 40  # SCAN test commands per split
-    natural_tasks: str = "builtin:lexical"  # task specs of the natural-language data
-    forget_tasks: str = "builtin:numbers"  # task specs of the forgetting check, never tuned on
+    natural_tasks: str = "builtin:numbers,builtin:strings"  # task specs of the natural-label data
+    forget_tasks: str = "builtin:lexical"  # task specs of the forgetting check, never tuned on
     forget_n: int = 40  # ICL prompts per forgetting task
     forget_k: int = 2  # exemplars per class in those prompts
     keep_models: bool = False
@@ -60,7 +60,7 @@ def scan_data(cfg: TwoStageConfig, seed: int) -> tuple[list[Example], dict[str, 
     train, test = scan_split("add_jump", seed)
     short = lambda c: len(interpret(c)) <= cfg.max_actions  # noqa: E731
     held_out = [c for c in dict.fromkeys(train) if c != "jump" and short(c)][: cfg.n_eval]
-    training = [c for c in train if short(c) and c not in set(held_out)]
+    training = [c for c in train if short(c) and c not in held_out]
     jump = [c for c in test if short(c)][: cfg.n_eval]
     return labelled(training), {"iid": labelled(held_out), "add_jump": labelled(jump), "unseen_symbols": labelled(held_out)}
 

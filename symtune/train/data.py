@@ -120,8 +120,8 @@ def step_prompts(sources, steps: int, batch_size: int, seed: str) -> list[list[i
     return [flat[i: i + batch_size] for i in range(0, len(flat), batch_size)]
 
 
-def pack(samples: list[tuple[list[int], int]], max_len: int) -> list[list[tuple[list[int], int]]]:
-    """Rows of samples, each row at most max_len tokens (first-fit, longest first)."""
+def pack(samples: list[tuple[list[int], int]], width: int) -> list[list[tuple[list[int], int]]]:
+    """Rows of samples, each row at most `width` tokens (first-fit, longest first)."""
     rows, room = [], []
     for sample in sorted(samples, key=lambda s: -len(s[0])):
         for r, free in enumerate(room):
@@ -131,14 +131,17 @@ def pack(samples: list[tuple[list[int], int]], max_len: int) -> list[list[tuple[
                 break
         else:
             rows.append([sample])
-            room.append(max_len - len(sample[0]))
+            room.append(width - len(sample[0]))
     return rows
 
 
-def make_batch(samples: list[tuple[list[int], int]], max_len: int, pad_id: int) -> dict:
+def make_batch(samples: list[tuple[list[int], int]], pad_id: int) -> dict:
     """Packed rows with position ids restarting at each sample, so that samples never attend to each
-    other, and `select`: the positions whose next token is a completion token, with those `targets`."""
-    rows = pack(samples, max_len)
+    other, and `select`: the positions whose next token is a completion token, with those `targets`.
+
+    Rows are as wide as the longest sample: shorter samples fill the rest of the rows with little
+    padding, and attention (quadratic in the row width) costs no more than for unpacked samples."""
+    rows = pack(samples, max(len(ids) for ids, _ in samples))
     width = max(sum(len(ids) for ids, _ in row) for row in rows)
     input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     position_ids = torch.zeros((len(rows), width), dtype=torch.long)

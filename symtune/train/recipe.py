@@ -29,7 +29,7 @@ class Recipe:
     scheduler: str = "cosine"  # a transformers scheduler name (SCHEDULERS)
     warmup_steps: int = 10
     max_grad_norm: float | None = 1.0
-    max_seq_len: int = 1024  # tokens per packed row; longer prompts are skipped
+    max_seq_len: int = 1024  # longest prompt+completion kept, in tokens; longer ones are skipped
     lora: bool = False
     lora_r: int = 16
     lora_alpha: int = 32
