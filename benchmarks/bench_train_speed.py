@@ -33,12 +33,13 @@ DATA = ROOT.parent / "shared" / "data"
 TASKS = ["sst2", "mnli", "ag_news", "trec", "qqp", "emotion"]
 
 
-def build_fixed_mixture(out: Path, n: int) -> Path:
+def build_fixed_mixture(out: Path, n: int, tokenizer) -> Path:
+    """Symbol-tuning prompts of 1-4 exemplars per class, at most 512 tokens each."""
     from symtune.mixture import MixtureConfig, build_mixture
     from symtune.tasks.registry import load_task_list
 
     tasks = load_task_list([str(DATA / name) for name in TASKS])
-    build_mixture(tasks, out, MixtureConfig(n=n, seed=0, k_min=1, k_max=3))
+    build_mixture(tasks, out, MixtureConfig(n=n, seed=0, k_min=1, k_max=4, max_tokens=512), tokenizer=tokenizer)
     return out
 
 
@@ -84,7 +85,7 @@ def main() -> None:
     steps = args.warmup + args.steps
     recipe = load_recipe("cpu-small", {"max_steps": steps, "batch_size": args.batch_size, "bf16": "auto"})
     with tempfile.TemporaryDirectory() as tmp:
-        mixture = build_fixed_mixture(Path(tmp) / "mix", n=steps * args.batch_size)
+        mixture = build_fixed_mixture(Path(tmp) / "mix", n=steps * args.batch_size, tokenizer=tokenizer)
         data = TrainingData(recipe, mixture, tokenizer, context=8192)
     accelerator = Accelerator(cpu=True)
     bf16 = use_bf16(recipe.bf16, accelerator.device)

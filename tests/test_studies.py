@@ -231,18 +231,31 @@ def test_both_studies_run_end_to_end_resume_and_report(tmp_path, tiny_model_dir)
         write_report([str(tmp_path / "gen/seed0/pretrained.json")], tmp_path / "bad.md")
 
 
-def test_cli_presets_and_bad_input():
+def test_cli_builds_configs_from_flags_then_quick_then_defaults(monkeypatch):
     parser = argparse.ArgumentParser()
     add_study_parser(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["study", "generalization", "--quick", "--steps", "7"])
-    from symtune.studies.cli import apply_preset
-
-    apply_preset(args, "generalization")
-    assert (args.size, args.seeds, args.steps) == ("tiny", 1, 7)
+    seen = {}
+    monkeypatch.setattr(gen, "run_generalization", lambda cfg, out, command: seen.update(cfg=cfg, out=out))
+    monkeypatch.setattr(two_stage, "run_two_stage", lambda cfg, out, command: seen.update(cfg=cfg, out=out))
+    args = parser.parse_args(["study", "generalization", "--quick", "--steps", "7", "--set", "lora=true"])
+    args.func(args)
+    cfg = seen["cfg"]
+    assert (cfg.steps, cfg.seeds, cfg.augmenters, cfg.overrides) == (7, 1, ("oracle",), ["lora=true"])
+    assert cfg.size == gen.GeneralizationConfig().size and seen["out"] == "runs/study-generalization"
+    args = parser.parse_args(["study", "two-stage", "--ratio", "1:3", "--out", "x"])
+    args.func(args)
+    assert (seen["cfg"].ratio, seen["cfg"].seeds, seen["out"]) == ((1.0, 3.0), 3, "x")
     args = parser.parse_args(["study", "two-stage", "--ratio", "1:x"])
     with pytest.raises(SymtuneError):
         args.func(args)
+
+
+def test_studies_refuse_bad_configs_before_loading_a_model():
     with pytest.raises(SymtuneError):
         gen.run_generalization(gen.GeneralizationConfig(augmenters=("gemini",)), "unused")
     with pytest.raises(SymtuneError):
+        gen.run_generalization(gen.GeneralizationConfig(splitting="paragraphs"), "unused")
+    with pytest.raises(SymtuneError):
         two_stage.run_two_stage(two_stage.TwoStageConfig(steps=2, injection_share=0.1), "unused")
+    with pytest.raises(SymtuneError):
+        two_stage.run_two_stage(two_stage.TwoStageConfig(ratio=(0, 0)), "unused")

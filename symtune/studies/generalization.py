@@ -44,7 +44,7 @@ def unique(items) -> list:
     return list(dict.fromkeys(items))
 
 
-def study_datasets(seed: int, size: str = "small") -> dict[str, StudyData]:
+def study_datasets(seed: int, size: str = "tiny") -> dict[str, StudyData]:
     """The four datasets of one study seed, each generated with its own seed."""
     if size not in SIZES:
         raise SymtuneError(f"unknown study size {size!r}; choose one of {', '.join(SIZES)}")
@@ -114,7 +114,6 @@ Inferences:
 Animals include birds.
 Sparrows have feathers.
 Sparrows are a type of animal.
-Feathers are had by birds.
 
 Facts:
 {facts}
@@ -255,15 +254,15 @@ def mc_predictions(model, tokenizer, contexts: list[str], items: list[MCItem], t
 @dataclass
 class GeneralizationConfig:
     model: str = "smollm2-135m-instruct"
-    size: str = "small"  # a key of SIZES
+    size: str = "tiny"  # a key of SIZES
     seeds: int = 3
-    steps: int = 150  # tuning steps of every fine-tuning run
+    steps: int = 100  # tuning steps of every fine-tuning run
     recipe: str = "cpu-small"
     overrides: list[str] = field(default_factory=list)  # recipe "key=value"
     splitting: str = "independent"
     augmenters: tuple[str, ...] = AUGMENTERS
-    icl_tokens: int = 1024  # documents per ICL prompt, in tokens
-    max_items: int = 40  # test items per split
+    icl_tokens: int = 384  # documents per ICL prompt, in tokens
+    max_items: int = 24  # test items per split
     token_budget: int = 4096  # padded tokens per scoring / generation pass
     keep_models: bool = False
 

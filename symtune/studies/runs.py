@@ -26,10 +26,13 @@ def write_mixture(folder: Path, rows: list[dict], seed: int, options: dict) -> P
     return folder
 
 
+STUDY_LR = 1e-3  # full fine-tuning of SmolLM2-135M memorises the study's facts within 100 steps at this rate
+
+
 def study_recipe(name: str, overrides: list[str], steps: int, stages: list | None = None):
-    """The recipe `name` run for `steps` steps (split into `stages` if given) without
-    intermediate checkpoints; `overrides` ("key=value") win over all of it."""
-    values = {"max_steps": steps, "save_every": steps, "warmup_steps": min(10, steps // 10)}
+    """The recipe `name` at lr STUDY_LR, run for `steps` steps (split into `stages` if given)
+    without intermediate checkpoints; `overrides` ("key=value") win over all of it."""
+    values = {"max_steps": steps, "lr": STUDY_LR, "save_every": steps, "warmup_steps": min(10, steps // 10)}
     if stages is not None:
         values["stages"] = stages
     return load_recipe(name, {**values, **dict(map(parse_override, overrides))})

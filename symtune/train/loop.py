@@ -17,7 +17,7 @@ from symtune import __version__
 from symtune.errors import SymtuneError
 from symtune.io import read_jsonl, write_json, write_jsonl
 from symtune.mixture import TRAINING_RECORD
-from symtune.models import load_model, model_fingerprint, resolve_model
+from symtune.models import load_model, load_tokenizer, model_fingerprint, resolve_model
 from symtune.train.checkpoint import checkpoints, load_checkpoint, save_checkpoint
 from symtune.train.data import TrainingData, make_batch, supervised_tokens
 from symtune.train.output import model_card, plot_loss
@@ -34,11 +34,20 @@ def use_bf16(setting, device: torch.device) -> bool:
     return device.type == "cpu" and getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
 
 
+def context_length(model_path: str) -> int | None:
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(model_path).max_position_embeddings
+    except (OSError, ValueError, AttributeError):  # an adapter folder, or a config without the field
+        return None
+
+
 def add_lora(model, recipe: Recipe):
     from peft import LoraConfig, get_peft_model
 
     targets = recipe.lora_target_modules
-    if targets != "all-linear":
+    if targets not in (None, "all-linear"):
         targets = [targets] if isinstance(targets, str) else targets
         names = {name.rsplit(".", 1)[-1] for name, m in model.named_modules() if isinstance(m, torch.nn.Linear)}
         missing = [t for t in targets if t not in names]
@@ -47,7 +56,10 @@ def add_lora(model, recipe: Recipe):
                                f"(its linear layers: {', '.join(sorted(names))})")
     config = LoraConfig(r=recipe.lora_r, lora_alpha=recipe.lora_alpha, lora_dropout=recipe.lora_dropout,
                         target_modules=targets, task_type="CAUSAL_LM")
-    return get_peft_model(model, config)
+    try:
+        return get_peft_model(model, config)
+    except ValueError as e:  # e.g. peft knows no default target modules for this architecture
+        raise SymtuneError(f"cannot add LoRA adapters: {e}; set lora_target_modules (e.g. all-linear)") from None
 
 
 def make_optimizer(model, recipe: Recipe):
@@ -57,7 +69,8 @@ def make_optimizer(model, recipe: Recipe):
 
         return Adafactor(params, lr=recipe.lr, weight_decay=recipe.weight_decay, scale_parameter=False,
                          relative_step=False)
-    return torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay, fused=True)  # 5x the default on CPU
+    # fused: one kernel over all parameters, about 5x faster than the default on a CPU (135M parameters)
+    return torch.optim.AdamW(params, lr=recipe.lr, weight_decay=recipe.weight_decay, fused=True)
 
 
 def supervised_logits(accelerator, model, batch, bf16: bool) -> torch.Tensor:
@@ -158,9 +171,9 @@ def tune(model: str, data=None, out="run", recipe: Recipe | str = "cpu-small", r
 
     with accelerator.main_process_first():  # converts an embedded / GGUF model once
         model_path = resolve_model(model)
-    net, tokenizer = load_model(model_path, dtype=torch.float32, attn_implementation=recipe.attn_implementation)
-    training = TrainingData(recipe, data, tokenizer, context=getattr(net.config, "max_position_embeddings", None)
-                            or recipe.max_seq_len)
+    tokenizer = load_tokenizer(model_path)
+    training = TrainingData(recipe, data, tokenizer, context_length(model_path) or recipe.max_seq_len)  # before the
+    net, _ = load_model(model_path, dtype=torch.float32, attn_implementation=recipe.attn_implementation)  # weights
     if recipe.lora:
         net = add_lora(net, recipe)
     optimizer = make_optimizer(net.train(), recipe)

@@ -34,7 +34,8 @@ class Recipe:
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.0
-    lora_target_modules: str | list = "all-linear"  # peft's "all-linear" or module names, e.g. [q_proj, v_proj]
+    lora_target_modules: str | list | None = None  # None: peft's default for the architecture (q_proj, v_proj
+    #                                                  for Llama and Gemma); "all-linear"; or a list of names
     merge_lora: bool = False  # save a merged full model instead of the adapter
     bf16: bool | str = "auto"  # bf16 autocast: true, false, or auto (on where the CPU or GPU supports bf16)
     attn_implementation: str = "sdpa"  # sdpa, eager, or flash_attention_2 (GPU: packed rows run as varlen)
@@ -42,7 +43,7 @@ class Recipe:
     #                                       natural and random-label rows)
     stages: list = field(default_factory=list)  # [{data: DIR or [DIR, ...], ratio: [w, ...], steps: N}, ...]
     seed: int = 0
-    save_every: int = 100  # checkpoint every N steps (and at the end)
+    save_every: int = 100  # checkpoint every N steps
     keep_checkpoints: int = 1  # newest checkpoints kept
 
     def to_dict(self) -> dict:
@@ -146,6 +147,8 @@ def check_stage(stage) -> None:
     if unknown:
         raise SymtuneError(f"unknown stage key {sorted(unknown)[0]!r}; a stage has {', '.join(STAGE_KEYS)}")
     data = stage["data"] if isinstance(stage["data"], list) else [stage["data"]]
+    if not data or not all(isinstance(path, str) for path in data):
+        raise SymtuneError(f"stage data must be a mixture folder or a list of them, got {stage['data']!r}")
     ratio = stage.get("ratio", [1] * len(data))
     weights_ok = isinstance(ratio, list) and len(ratio) == len(data) and all(
         isinstance(r, (int, float)) and not isinstance(r, bool) and r >= 0 for r in ratio)
