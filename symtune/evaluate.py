@@ -87,6 +87,7 @@ class EvalConfig:
     max_new_tokens: int = 48  # generation stops at the line break; BIG-bench lists take ~3 tokens an element
     token_budget: int = 16384  # prompt tokens a batch holds in its cache (one copy per scored label)
     max_prompt_tokens: int | None = None  # drop exemplars to fit (estimated tokens, model-independent)
+    dtype: str = "auto"  # float32, bfloat16, or auto: bfloat16 where the CPU or GPU computes it natively
     allow_seen: bool = False
 
 
@@ -399,7 +400,7 @@ def versions() -> dict:
 def evaluate(model_specs: list[str], tasks: list[Task], cfg: EvalConfig, *, cache_dir, task_specs=(),
              progress: bool = False) -> dict:
     """Run a suite on every model; the results dict that report.write_results saves."""
-    from symtune.models import load_model, model_fingerprint
+    from symtune.models import load_model, model_fingerprint, torch_dtype
     from symtune.scoring import process_state
 
     conditions, items = build_items(tasks, cfg)
@@ -407,15 +408,17 @@ def evaluate(model_specs: list[str], tasks: list[Task], cfg: EvalConfig, *, cach
         check_unseen(spec, [t.name for t in tasks], cfg.allow_seen)
     state = process_state()
     results = new_results(cfg, conditions, tasks, task_specs or [t.source for t in tasks])
+    dtype = torch_dtype(cfg.dtype, state.device)
+    dtype_name = str(dtype).removeprefix("torch.")
     for spec in model_specs:
-        model, tokenizer = load_model(spec)
+        model, tokenizer = load_model(spec, dtype=dtype)
         model.to(state.device).eval()
-        fingerprint = model_fingerprint(spec)
+        fingerprint = model_fingerprint(spec) + ("" if dtype_name == "float32" else f"-{dtype_name}")  # cache key
         cache = RequestCache(cache_dir, fingerprint, state.process_index)
         start = time.perf_counter()
         records = score_items(model, tokenizer, items, cfg, cache, progress)
         seconds = time.perf_counter() - start  # this run's scoring time; cached requests cost none
-        results["models"][spec] = {"fingerprint": fingerprint, "seconds": seconds,
+        results["models"][spec] = {"fingerprint": fingerprint, "dtype": dtype_name, "seconds": seconds,
                                    "prompts_per_second": len(items) / seconds, **model_results(records, items, conditions)}
     return results
 
@@ -452,6 +455,8 @@ def add_eval_parser(subparsers) -> None:
     p.add_argument("--token-budget", type=int, default=16384,
                    help="prompt tokens a batch may hold in its cache, one copy per scored label (memory bound)")
     p.add_argument("--max-prompt-tokens", type=int, default=None, help="drop exemplars so a prompt fits (estimated tokens)")
+    p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"),
+                   help="model weights' dtype (auto: bfloat16 where the CPU or GPU computes it natively)")
     p.add_argument("--cache", default=None, help="request cache folder (default OUT/cache)")
     p.add_argument("--allow-seen", action="store_true", help="evaluate on tasks the model was tuned on")
     p.add_argument("--export-lmeval", default=None, metavar="DIR", help="also write the suite as lm-evaluation-harness tasks")
@@ -473,7 +478,8 @@ def run_eval(args) -> None:
     cfg = EvalConfig(
         suite=args.suite, n=args.n, k=args.k, seeds=tuple(range(args.seeds)), fmt=args.format,
         calibrate=not args.no_calibration, generate=args.generate, max_new_tokens=args.max_new_tokens,
-        token_budget=args.token_budget, max_prompt_tokens=args.max_prompt_tokens, allow_seen=args.allow_seen,
+        token_budget=args.token_budget, max_prompt_tokens=args.max_prompt_tokens, dtype=args.dtype,
+        allow_seen=args.allow_seen,
     )
     tasks = load_task_list(specs, seed=0)
     if args.export_lmeval:

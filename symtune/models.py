@@ -199,6 +199,26 @@ def load_tokenizer(name_or_path: str):
         raise SymtuneError(f"cannot load a tokenizer from {path}: {e}") from None
 
 
+def bf16_native(device) -> bool:
+    """Whether `device` (a torch.device) computes bfloat16 natively: a CUDA GPU that supports it, or a CPU with AVX512-BF16 / AMX."""
+    import torch
+
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
+
+
+def torch_dtype(name: str, device):
+    """The torch dtype of "float32", "bfloat16" or "auto" (bfloat16 where `device` computes it natively)."""
+    import torch
+
+    if name == "auto":
+        return torch.bfloat16 if bf16_native(device) else torch.float32
+    if name not in ("float32", "bfloat16"):
+        raise SymtuneError(f"unknown dtype {name!r}; choose float32, bfloat16 or auto")
+    return getattr(torch, name)
+
+
 def load_model(name_or_path: str, dtype=None, **kwargs):
     """(model, tokenizer) in eval mode. An adapter folder (LoRA output) is loaded onto its base and merged."""
     import torch

@@ -167,7 +167,8 @@ def test_bigbench_items_shots_and_candidate_sets():
 
 # ---- with a model (the tiny random one from conftest) ------------------------------------
 
-E2E = EvalConfig(suite="grid", n=2, k=2, seeds=(0, 1), generate=True, max_new_tokens=4, token_budget=256)
+E2E = EvalConfig(suite="grid", n=2, k=2, seeds=(0, 1), generate=True, max_new_tokens=4, token_budget=256,
+                 dtype="float32")
 
 
 def run_e2e(model_dir, cache):

@@ -105,7 +105,7 @@ def test_lmeval_reproduces_symtune_scores_on_the_exported_tasks(tmp_path, tiny_m
 
     from symtune.evaluate import evaluate
 
-    cfg = EvalConfig(suite="flipped", n=3, k=2, seeds=(0,), calibrate=False)
+    cfg = EvalConfig(suite="flipped", n=3, k=2, seeds=(0,), calibrate=False, dtype="float32")
     task = toy_task("bin")
     conditions, items = build_items([task], cfg)
     export_suite(items, conditions, tmp_path / "lmeval", suite="flipped")

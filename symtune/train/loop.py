@@ -17,7 +17,7 @@ from symtune import __version__
 from symtune.errors import SymtuneError
 from symtune.io import read_jsonl, write_json, write_jsonl
 from symtune.mixture import TRAINING_RECORD
-from symtune.models import load_model, load_tokenizer, model_fingerprint, resolve_model
+from symtune.models import bf16_native, load_model, load_tokenizer, model_fingerprint, resolve_model
 from symtune.train.checkpoint import checkpoints, load_checkpoint, save_checkpoint
 from symtune.train.data import TrainingData, make_batch, supervised_tokens
 from symtune.train.output import model_card, plot_loss
@@ -27,11 +27,7 @@ LOG = "train_log.jsonl"
 
 
 def use_bf16(setting, device: torch.device) -> bool:
-    if setting != "auto":
-        return setting
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    return device.type == "cpu" and getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
+    return bf16_native(device) if setting == "auto" else setting
 
 
 def context_length(model_path: str) -> int | None:
@@ -164,7 +160,7 @@ def tune(model: str, data=None, out="run", recipe: Recipe | str = "cpu-small", r
     world, rank = accelerator.num_processes, accelerator.process_index
     if recipe.batch_size < world:
         raise SymtuneError(f"batch_size {recipe.batch_size} is smaller than the {world} processes")
-    if accelerator.device.type == "cpu":
+    if accelerator.device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:  # the user's count wins
         torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // int(os.environ.get("LOCAL_WORLD_SIZE", 1))))
     bf16 = use_bf16(recipe.bf16, accelerator.device)
     set_seed(recipe.seed)
