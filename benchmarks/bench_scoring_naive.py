@@ -17,12 +17,11 @@ Writes benchmarks/results/bench_scoring_naive.json.
 
 import argparse
 import os
-import platform
 import time
 from pathlib import Path
 
-import torch
 
+from common import DATA, run_info, use_threads
 from symtune.evaluate import CONTENT_FREE
 from symtune.io import write_json
 from symtune.models import load_model
@@ -30,7 +29,6 @@ from symtune.prompts import Setting, build_eval_prompts, eval_queries, input_tex
 from symtune.scoring import Request, score_requests, score_requests_naive
 from symtune.tasks.registry import load_task_list
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 TASKS = {3: "financial_phrasebank", 6: "trec"}  # number of labels -> task
 
 
@@ -67,7 +65,8 @@ def main():
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "bench_scoring_naive.json"))
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    info = run_info("bench_scoring_naive", args.threads, quick=False)
+    use_threads(args.threads)
     model, tokenizer = load_model(args.model)
     scorers = {
         "shared_prefix": lambda reqs: score_requests(model, tokenizer, reqs),
@@ -96,11 +95,8 @@ def main():
                   f"shared prefix {row['shared_prefix_cpu_s_per_example']:.2f}, naive {row['naive_cpu_s_per_example']:.2f}: "
                   f"speedup {row['speedup_cpu']:.2f}x (wall {row['speedup_wall']:.2f}x), "
                   f"max |dlogprob| {row['max_abs_logprob_diff']:.1e}", flush=True)
-    write_json(args.out, {
-        "benchmark": "bench_scoring_naive", "model": args.model, "dtype": str(model.dtype), "threads": args.threads,
-        "machine": platform.machine(), "cpu_count": os.cpu_count(),
-        "load_average_1min_at_end": os.getloadavg()[0], "torch": torch.__version__, "results": rows,
-    })
+    write_json(args.out, {**info, "model": args.model, "dtype": str(model.dtype), "results": rows,
+                          "load_average_at_end": [round(x, 2) for x in os.getloadavg()]})
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ and reports tokens per second (prompt + completion tokens, padding not counted) 
              (the HF Trainer's default optimizer)
   full       symtune full fine-tuning (its train_step): packed rows, LM head on completion positions
              only, bf16 autocast where the CPU has bf16, fused AdamW
-  lora       symtune LoRA (r=16, all linear layers), same settings
+  lora       symtune LoRA (r=16 on q_proj and v_proj, the cpu-small recipe), same settings
 All configurations train on the same prompts, step by step in turn, so that a load change on this
 shared machine hits them alike. Also reported: tokens per CPU-second (process time), which other
 processes on the machine disturb less than wall time.

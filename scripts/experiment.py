@@ -1,6 +1,7 @@
 """Run one experiment config end to end and write its section of docs/results.md.
 
     python scripts/experiment.py scripts/experiments/smollm2-shared.yaml
+    python scripts/experiment.py --gather   # after `symtune study report ... --out docs/results/studies.md`
 
 For each row of the config: build its mixture, tune the model (skipped when done, resumed
 when interrupted). Then every suite evaluates the base model and all rows on identical
@@ -63,7 +64,7 @@ def run(config_path: str) -> None:
         if not tasks:
             continue
         started = time.perf_counter()
-        ecfg = EvalConfig(suite=suite, n=settings["n"], seeds=tuple(range(settings["seeds"])))
+        ecfg = EvalConfig(suite=suite, **{**settings, "seeds": tuple(range(settings.get("seeds", 3)))})
         results = evaluate([str(m) for m in models.values()], tasks, ecfg, cache_dir=out / "cache", progress=True)
         results["models"] = {row: results["models"][str(m)] for row, m in models.items()}  # rows by name
         write_results(results, out / suite)
@@ -103,5 +104,12 @@ def gather() -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("config", help="experiment YAML (scripts/experiments/*.yaml)")
-    run(parser.parse_args().config)
+    parser.add_argument("config", nargs="?", help="experiment YAML (scripts/experiments/*.yaml)")
+    parser.add_argument("--gather", action="store_true", help="only rebuild docs/results.md from docs/results/*.md")
+    args = parser.parse_args()
+    if args.gather:
+        gather()
+    elif args.config:
+        run(args.config)
+    else:
+        parser.error("give an experiment config, or --gather")

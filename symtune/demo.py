@@ -59,8 +59,9 @@ def run_demo(args) -> None:
     mixture = out / "mixture"
     if not (mixture / "manifest.json").exists():
         n = recipe.max_steps * recipe.batch_size
-        manifest = build_mixture(tuning, mixture, MixtureConfig(n=n, seed=args.seed, max_tokens=recipe.max_seq_len),
-                                 eval_tasks=[t.name for t in held_out])
+        # --k-max 4 (paper: 10) keeps prompts short enough to tune in minutes on a CPU
+        mix = MixtureConfig(n=n, seed=args.seed, k_max=args.k_max, max_tokens=recipe.max_seq_len)
+        manifest = build_mixture(tuning, mixture, mix, eval_tasks=[t.name for t in held_out])
         print_mixture_summary(manifest, mixture)
 
     say(f"3/4 tuning ({recipe.max_steps} steps × {recipe.batch_size} prompts)")
@@ -89,4 +90,5 @@ def add_demo_parser(subparsers) -> None:
     p.add_argument("--k", type=int, default=4, help="exemplars per class in evaluation prompts")
     p.add_argument("--seeds", type=int, default=2)
     p.add_argument("--seed", type=int, default=0, help="seed of the tasks and the mixture")
+    p.add_argument("--k-max", type=int, default=4, help="most exemplars per class in tuning prompts (paper: 10)")
     p.set_defaults(func=run_demo)

@@ -2,7 +2,7 @@
 
     symtune study generalization [--quick] --out runs/study-generalization
     symtune study two-stage [--quick] --out runs/study-two-stage
-    symtune study report runs/study-*/results.json --out docs/results-studies.md
+    symtune study report runs/study-*/results.json   # then: python scripts/experiment.py --gather
 
 --quick runs a small version (one seed, fewer steps and test items, no self-augmentation);
 flags given explicitly win over it. Tuning runs at lr 1e-3 unless --set lr=... says otherwise.
@@ -68,7 +68,8 @@ def add_study_parser(subparsers) -> None:
 
     rep = sub.add_parser("report", help="the results Markdown (with plots) from the studies' results.json files")
     rep.add_argument("results", nargs="+", help="results.json files of `symtune study generalization / two-stage`")
-    rep.add_argument("--out", default="docs/results-studies.md", help="the Markdown file; figures go in a folder beside it")
+    rep.add_argument("--out", default="docs/results/studies.md",
+                     help="the Markdown file (figures go in a folder beside it); docs/results.md gathers docs/results/*.md")
     rep.set_defaults(func=run_report_command)
 
 

@@ -1,4 +1,4 @@
-"""docs/results-studies.md from the studies' results.json files: tables, computed contrasts and
+"""docs/results/studies.md from the studies' results.json files: tables, computed contrasts and
 plots, each table beside the command that produced it and its wall time. Every number comes
 from a results file."""
 

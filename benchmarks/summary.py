@@ -1,0 +1,90 @@
+"""The README's performance section, from the latest results in benchmarks/results/.
+
+    .venv/bin/python benchmarks/summary.py
+
+Rewrites the block between the two `perf` markers in README.md. A full run's file is used where
+one exists, else the --quick run's (and the table says so). Nothing here is typed by hand.
+"""
+
+import json
+import re
+from pathlib import Path
+
+from common import RESULTS, table
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+START, END = "<!-- perf:start -->", "<!-- perf:end -->"
+
+
+def latest(name: str) -> tuple[dict, str] | None:
+    """(results, file name) of benchmark `name`: the full run, else the quick run."""
+    for file in (f"{name}.json", f"{name}-quick.json"):
+        if (RESULTS / file).is_file():
+            return json.loads((RESULTS / file).read_text()), file
+    return None
+
+
+def provenance(result: dict, file: str) -> str:
+    quick = " (**quick run**: few steps or prompts, indicative only)" if "-quick" in file else ""
+    load = result.get("load_average_at_start", result.get("load_average", ["?"]))[0]
+    command = result.get("command", f"python benchmarks/{result['benchmark']}.py")
+    return f"`{command}` → [{file}](benchmarks/results/{file}){quick}; load average at start {load}."
+
+
+def train_speed_rows(result: dict) -> list[dict]:
+    targets = {"full": 2.0, "lora": 4.0}
+    return [{"config": name, **r, "speedup": r.get("speedup"), "target": targets.get(name)}
+            for name, r in result["results"].items()]
+
+
+def trl_title(result: dict) -> str:
+    peak = result["matmul_peak_flops"]
+    return ("**Tuning vs TRL `SFTTrainer`** (same mixture, batch, lr, steps, dtype; MFU against this CPU's measured "
+            f"matmul peak: fp32 {peak['fp32'] / 1e9:.0f}, bf16 {peak['bf16'] / 1e9:.0f} GFLOP/s):")
+
+
+SECTIONS = [  # (results name, title, the table's rows, its columns: (heading, key, format))
+    ("train_speed", "**Tuning vs plain Hugging Face fine-tuning** (fp32, padded batches, full-vocabulary logits):",
+     train_speed_rows, [("config", "config", ""), ("tokens/s", "tokens_per_s", ".0f"),
+                        ("× baseline", "speedup", ".2f"), ("target", "target", ".0f")]),
+    ("bench_scoring_naive", "**Shared-prefix scoring vs the naive scorer** (one full forward per prompt and label; "
+     "calibrated = the grid's default):",
+     lambda r: r["results"], [("labels", "labels", "d"), ("workload", "workload", ""), ("prompts", "n", "d"),
+                              ("× naive (CPU time)", "speedup_cpu", ".2f"), ("× naive (wall)", "speedup_wall", ".2f"),
+                              ("max abs Δ log-prob", "max_abs_logprob_diff", ".1e")]),
+    ("bench_scoring", "**Scoring vs lm-evaluation-harness** (same requests, model, dtype and threads):",
+     lambda r: r["results"], [("labels", "labels", "d"), ("dtype", "dtype", ""), ("prompts", "n", "d"),
+                              ("symtune ex/s", "symtune_examples_per_s", ".3f"),
+                              ("lm-eval ex/s", "lm_eval_examples_per_s", ".3f"), ("ratio", "ratio", ".2f"),
+                              ("target", "target_ratio", "d"), ("max abs Δ", "max_abs_logprob_diff", ".1e"),
+                              ("same prediction", "identical_predictions", ".0%")]),
+    ("bench_tuning", trl_title,
+     lambda r: r["results"], [("mode", "mode", ""), ("run", "run", ""), ("tokens/s", "tokens_per_s", ".0f"),
+                              ("× TRL default", "speedup_vs_trl_default", ".2f"),
+                              ("× TRL no checkpointing", "speedup_vs_trl_no_checkpointing", ".2f"),
+                              ("MFU", "mfu", ".0%"), ("final loss", "final_loss", ".3f")]),
+]
+
+
+def section(name: str, title, rows, columns) -> str:
+    found = latest(name)
+    if not found:
+        return ""
+    result, file = found
+    title = title(result) if callable(title) else title
+    return f"{title}\n\n{table(rows(result), columns)}\n\n{provenance(result, file)}"
+
+
+def main() -> None:
+    parts = [p for p in (section(*spec) for spec in SECTIONS) if p]
+    block = f"{START}\n" + "\n\n".join(parts) + f"\n{END}"
+    text = README.read_text(encoding="utf-8")
+    if START not in text:
+        raise SystemExit(f"README.md has no {START} … {END} block")
+    README.write_text(re.sub(f"{re.escape(START)}.*?{re.escape(END)}", lambda _: block, text, flags=re.S),
+                      encoding="utf-8")
+    print(f"updated the performance section of {README}")
+
+
+if __name__ == "__main__":
+    main()
