@@ -22,10 +22,10 @@ from pathlib import Path
 
 
 from common import DATA, run_info, use_threads
-from symtune.evaluate import CONTENT_FREE
+from symtune.evaluate import Condition, EvalConfig, classification_items, rank_request
 from symtune.io import write_json
 from symtune.models import load_model
-from symtune.prompts import Setting, build_eval_prompts, eval_queries, input_text, render
+from symtune.prompts import Setting
 from symtune.scoring import Request, score_requests, score_requests_naive
 from symtune.tasks.registry import load_task_list
 
@@ -33,14 +33,10 @@ TASKS = {3: "financial_phrasebank", 6: "trec"}  # number of labels -> task
 
 
 def workloads(task, n: int, k: int) -> dict[str, list[Request]]:
-    prompts = build_eval_prompts(task, n=n, k=k, setting=Setting(), seed=0)
-    plain, calibrated = [], []
-    for prompt, query in zip(prompts, eval_queries(task, n, 0)):
-        labels = [" " + c for c in prompt.candidates]
-        tail = render(prompt.format, input_text(query))
-        plain.append(Request(prompt.text, labels))
-        calibrated.append(Request(prompt.text[: -len(tail)], labels, (tail, render(prompt.format, CONTENT_FREE))))
-    return {"plain": plain, "calibrated": calibrated}
+    """The requests `symtune eval` scores for the grid's symbol setting, without and with calibration."""
+    items = classification_items(task, Condition("symbols", "symbols", Setting(), k), 0, EvalConfig("grid", n=n, k=k))
+    return {"plain": [Request(i["text"], [" " + c for c in i["candidates"]]) for i in items],
+            "calibrated": [rank_request(i) for i in items]}
 
 
 def interleaved(scorers: dict, requests: list, chunk: int) -> tuple[dict, dict, dict]:

@@ -5,31 +5,31 @@ and reports tokens per second (prompt + completion tokens, padding not counted) 
   baseline   plain HF full fine-tuning in fp32: padded batch, model(**batch, labels=...) with -100
              on prompt and padding tokens (full-vocabulary logits at every position), fused AdamW
              (the HF Trainer's default optimizer)
-  full       symtune full fine-tuning (its train_step): packed rows, LM head on completion positions
-             only, bf16 autocast where the CPU has bf16, fused AdamW
+  full       symtune full fine-tuning (its train_step): packed rows with each sample's attention
+             computed on its own (sdpa_packed), LM head on completion positions only, bf16
+             autocast where the CPU has bf16, fused AdamW
   lora       symtune LoRA (r=16 on q_proj and v_proj, the cpu-small recipe), same settings
 All configurations train on the same prompts, step by step in turn, so that a load change on this
-shared machine hits them alike. Also reported: tokens per CPU-second (process time), which other
-processes on the machine disturb less than wall time.
+shared machine hits them alike.
 
-    .venv/bin/python benchmarks/bench_train_speed.py [--steps 10] [--warmup 1]
+    .venv/bin/python benchmarks/bench_train_speed.py [--steps 10] [--warmup 1] [--threads 2]
 
-Writes benchmarks/results/train_speed.json.
+Writes benchmarks/results/bench_train_speed.json, .png and .md.
 """
 
 import argparse
-import os
-import platform
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import torch
+import matplotlib
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+from common import DATA, run_info, save, table, timed, use_threads  # noqa: E402
+
 TASKS = ["sst2", "mnli", "ag_news", "trec", "qqp", "emotion"]
 
 
@@ -58,28 +58,36 @@ def baseline_step(model, optimizer, samples, pad_id: int) -> None:
     optimizer.zero_grad(set_to_none=True)
 
 
+def plot(timings: dict):
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    for name, t in timings.items():
+        ax.plot(range(1, len(t["step_tokens_per_s"]) + 1), t["step_tokens_per_s"], marker="o", label=name)
+    ax.set_xlabel("measured step")
+    ax.set_ylabel("tokens/s")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=10, help="measured steps per configuration")
     parser.add_argument("--warmup", type=int, default=1, help="unmeasured first steps")
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)),
-                        help="torch threads (default: all cores; 1 gives steadier numbers on a busy machine)")
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "train_speed.json"))
+    parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    if not DATA.is_dir():
-        sys.exit(f"shared data not found at {DATA}")
+    info = run_info("bench_train_speed", args.threads, quick=False)
+    use_threads(args.threads)
 
     from accelerate import Accelerator
     from transformers import AutoModelForCausalLM, get_scheduler
 
-    from symtune.io import write_json
     from symtune.models import load_tokenizer, resolve_model
     from symtune.train.data import TrainingData, make_batch, supervised_tokens
     from symtune.train.loop import add_lora, make_optimizer, train_step, use_bf16
     from symtune.train.recipe import load_recipe
 
-    torch.set_num_threads(args.threads)
     path = resolve_model("smollm2-135m-instruct")
     tokenizer = load_tokenizer(path)
     steps = args.warmup + args.steps
@@ -91,7 +99,8 @@ def main() -> None:
     bf16 = use_bf16(recipe.bf16, accelerator.device)
 
     def symtune_config(lora: bool):
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32,
+                                                     attn_implementation=recipe.attn_implementation)
         model = add_lora(model, recipe) if lora else model
         optimizer = make_optimizer(model.train(), recipe)
         scheduler = get_scheduler("constant", optimizer)
@@ -107,44 +116,33 @@ def main() -> None:
         return lambda samples: baseline_step(model, optimizer, samples, tokenizer.pad_token_id)
 
     configs = {"baseline": baseline_config(), "full": symtune_config(lora=False), "lora": symtune_config(lora=True)}
-    timings = {name: {"tokens": 0, "wall": 0.0, "cpu": 0.0, "step_tokens_per_s": []} for name in configs}
+    timings = {name: {"tokens": 0, "wall": 0.0, "step_tokens_per_s": []} for name in configs}
     for step in range(steps):
         samples = data.global_batch(step)
         tokens = sum(len(ids) for ids, _ in samples)
         for name, run in configs.items():
-            wall, cpu = time.perf_counter(), time.process_time()
-            run(samples)
-            wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            _, wall = timed(run, samples)
             if step >= args.warmup:
-                t = timings[name]
-                t["tokens"] += tokens
-                t["wall"] += wall
-                t["cpu"] += cpu
-                t["step_tokens_per_s"].append(round(tokens / wall, 1))
+                timings[name]["tokens"] += tokens
+                timings[name]["wall"] += wall
+                timings[name]["step_tokens_per_s"].append(round(tokens / wall, 1))
             print(f"step {step + 1}/{steps} {name:>8}: {tokens / wall:7.1f} tokens/s", file=sys.stderr)
 
-    results = {}
-    for name, t in timings.items():
-        results[name] = {"tokens_per_s": round(t["tokens"] / t["wall"], 1),
-                         "tokens_per_cpu_s": round(t["tokens"] / t["cpu"], 1),
-                         "median_step_tokens_per_s": statistics.median(t["step_tokens_per_s"]),
-                         "tokens": t["tokens"], "seconds": round(t["wall"], 2)}
-    for name in ("full", "lora"):
-        base = results["baseline"]
-        results[name]["speedup"] = round(results[name]["tokens_per_s"] / base["tokens_per_s"], 2)
-        results[name]["speedup_cpu_time"] = round(results[name]["tokens_per_cpu_s"] / base["tokens_per_cpu_s"], 2)
-    report = {
-        "benchmark": "train_speed", "model": "smollm2-135m-instruct", "tasks": TASKS,
-        "steps": args.steps, "warmup": args.warmup, "batch_size": args.batch_size, "bf16_autocast": bf16,
-        "threads": args.threads, "load_average": os.getloadavg(), "torch": torch.__version__,
-        "cpu": platform.processor() or platform.machine(), "results": results,
-        "command": "python benchmarks/bench_train_speed.py " + " ".join(sys.argv[1:]),
-    }
-    write_json(args.out, report)
-    for name, r in results.items():
-        extra = f"  ({r['speedup']}x wall, {r['speedup_cpu_time']}x CPU time)" if "speedup" in r else ""
-        print(f"{name:>8}: {r['tokens_per_s']:7.1f} tokens/s, {r['tokens_per_cpu_s']:7.1f} tokens/CPU-s{extra}")
-    print(f"-> {args.out}")
+    base = timings["baseline"]["tokens"] / timings["baseline"]["wall"]
+    rows = [{"config": name, "tokens_per_s": t["tokens"] / t["wall"],
+             "median_step_tokens_per_s": statistics.median(t["step_tokens_per_s"]),
+             "speedup": None if name == "baseline" else t["tokens"] / t["wall"] / base,
+             "target": {"full": 2.0, "lora": 4.0}.get(name), "tokens": t["tokens"], "seconds": round(t["wall"], 2)}
+            for name, t in timings.items()]
+    result = {**info, "model": "smollm2-135m-instruct", "tasks": TASKS, "steps": args.steps, "warmup": args.warmup,
+              "batch_size": args.batch_size, "bf16_autocast": bf16, "attn_implementation": recipe.attn_implementation,
+              "lora_target_modules": recipe.lora_target_modules, "results": rows,
+              "step_tokens_per_s": {name: t["step_tokens_per_s"] for name, t in timings.items()}}
+    save(result, plot(timings), table(rows, COLUMNS))
+
+
+COLUMNS = [("config", "config", ""), ("tokens/s", "tokens_per_s", ".0f"), ("× baseline", "speedup", ".2f"),
+           ("target", "target", ".0f")]
 
 
 if __name__ == "__main__":

@@ -26,15 +26,8 @@ def latest(name: str) -> tuple[dict, str] | None:
 
 def provenance(result: dict, file: str) -> str:
     quick = " (**quick run**: few steps or prompts, indicative only)" if "-quick" in file else ""
-    load = result.get("load_average_at_start", result.get("load_average", ["?"]))[0]
-    command = result.get("command", f"python benchmarks/{result['benchmark']}.py")
-    return f"`{command}` → [{file}](benchmarks/results/{file}){quick}; load average at start {load}."
-
-
-def train_speed_rows(result: dict) -> list[dict]:
-    targets = {"full": 2.0, "lora": 4.0}
-    return [{"config": name, **r, "speedup": r.get("speedup"), "target": targets.get(name)}
-            for name, r in result["results"].items()]
+    load = result["load_average_at_start"][0]
+    return f"`{result['command']}` → [{file}](benchmarks/results/{file}){quick}; load average at start {load}."
 
 
 def trl_title(result: dict) -> str:
@@ -44,9 +37,9 @@ def trl_title(result: dict) -> str:
 
 
 SECTIONS = [  # (results name, title, the table's rows, its columns: (heading, key, format))
-    ("train_speed", "**Tuning vs plain Hugging Face fine-tuning** (fp32, padded batches, full-vocabulary logits):",
-     train_speed_rows, [("config", "config", ""), ("tokens/s", "tokens_per_s", ".0f"),
-                        ("× baseline", "speedup", ".2f"), ("target", "target", ".0f")]),
+    ("bench_train_speed", "**Tuning vs plain Hugging Face fine-tuning** (fp32, padded batches, full-vocabulary "
+     "logits):", lambda r: r["results"], [("config", "config", ""), ("tokens/s", "tokens_per_s", ".0f"),
+                                          ("× baseline", "speedup", ".2f"), ("target", "target", ".0f")]),
     ("bench_scoring_naive", "**Shared-prefix scoring vs the naive scorer** (one full forward per prompt and label; "
      "calibrated = the grid's default):",
      lambda r: r["results"], [("labels", "labels", "d"), ("workload", "workload", ""), ("prompts", "n", "d"),

@@ -19,12 +19,13 @@ from pathlib import Path
 import yaml
 
 from symtune.demo import split_tasks
+from symtune.errors import SymtuneError
 from symtune.evaluate import EvalConfig, evaluate
 from symtune.io import atomic_write, read_jsonl
 from symtune.mixture import MixtureConfig, build_mixture
 from symtune.report import markdown, report, write_results
 from symtune.tasks.registry import load_task_list
-from symtune.train.loop import LOG, tune
+from symtune.train.loop import LOG, ensure_tuned
 from symtune.train.recipe import load_recipe
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -35,11 +36,12 @@ def tune_row(cfg: dict, name: str, options: dict, tuning, held_out, out: Path) -
     recipe = load_recipe(cfg["recipe"], list(cfg.get("recipe_overrides", [])))
     folder = out / "rows" / name.replace(" ", "_").replace("%", "pct").replace("+", "plus")
     if not (folder / "mixture" / "manifest.json").exists():
-        mix = replace(MixtureConfig(n=recipe.max_steps * recipe.batch_size), **cfg.get("mixture", {}), **options)
+        try:  # the row's options win over the config's mixture settings
+            mix = replace(MixtureConfig(n=recipe.max_steps * recipe.batch_size), **{**cfg.get("mixture", {}), **options})
+        except TypeError as e:
+            raise SymtuneError(f"row {name!r}: {e}") from None
         build_mixture(tuning, folder / "mixture", mix, eval_tasks=[t.name for t in held_out])
-    model = folder / "model"
-    if not any((model / f).exists() for f in ("config.json", "adapter_config.json")):
-        tune(cfg["model"], folder / "mixture", model, recipe, resume=(model / "checkpoints").exists())
+    model = ensure_tuned(cfg["model"], folder / "mixture", folder / "model", recipe)
     return model, sum(row["seconds"] for row in read_jsonl(model / LOG))
 
 

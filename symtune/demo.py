@@ -43,7 +43,7 @@ def run_demo(args) -> None:
     from symtune.evaluate import EvalConfig, evaluate
     from symtune.mixture import MixtureConfig, build_mixture, print_mixture_summary
     from symtune.report import markdown, report, write_results
-    from symtune.train.loop import tune
+    from symtune.train.loop import ensure_tuned
     from symtune.train.recipe import load_recipe
 
     out = Path(args.out)
@@ -65,9 +65,7 @@ def run_demo(args) -> None:
         print_mixture_summary(manifest, mixture)
 
     say(f"3/4 tuning ({recipe.max_steps} steps × {recipe.batch_size} prompts)")
-    tuned = out / "model"
-    if not (tuned / "config.json").exists() and not (tuned / "adapter_config.json").exists():
-        tune(args.model, mixture, tuned, recipe, resume=(tuned / "checkpoints").exists())
+    tuned = ensure_tuned(args.model, mixture, out / "model", recipe)
 
     say("4/4 tuned model on the same prompts")
     results = evaluate([args.model, str(tuned)], held_out, cfg, cache_dir=out / "cache", progress=True)
@@ -85,8 +83,8 @@ def add_demo_parser(subparsers) -> None:
     p.add_argument("--out", default="runs/demo", help="run folder; a re-run resumes where it stopped")
     p.add_argument("--recipe", default="cpu-small")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe key")
-    p.add_argument("--steps", type=int, default=None, help="tuning steps (overrides the recipe)")
-    p.add_argument("--n", type=int, default=50, help="evaluation prompts per task and seed")
+    p.add_argument("--steps", type=int, default=100, help="tuning steps (overrides the recipe's; 0: the recipe's)")
+    p.add_argument("--n", type=int, default=25, help="evaluation prompts per task and seed")
     p.add_argument("--k", type=int, default=4, help="exemplars per class in evaluation prompts")
     p.add_argument("--seeds", type=int, default=2)
     p.add_argument("--seed", type=int, default=0, help="seed of the tasks and the mixture")

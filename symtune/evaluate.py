@@ -25,7 +25,7 @@ from pathlib import Path
 
 from symtune import __version__
 from symtune.errors import SymtuneError
-from symtune.io import read_json
+from symtune.io import atomic_write, read_json
 from symtune.mixture import TRAINING_RECORD
 from symtune.prompts import (
     GRID, Setting, build_eval_prompts, build_generation_prompt, eval_queries, input_text, max_k, render,
@@ -191,7 +191,8 @@ class RequestCache:
                 if row:
                     self.results[row["key"]] = row["result"]
             if path == self.path and not text.endswith("\n"):
-                path.write_text(complete + "\n" if complete else "", encoding="utf-8")  # drop a cut-off line
+                with atomic_write(path) as f:  # drop a cut-off line
+                    f.write(complete + "\n" if complete else "")
 
     def add(self, keys, results) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -84,3 +84,21 @@ def read_jsonl(path):
             raise SymtuneError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
         rows.append(row)
     return rows
+
+
+def pyplot():
+    """matplotlib.pyplot on the Agg backend: figures go to files, no display needed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path, dpi: int = 120) -> Path:
+    """`fig` as a PNG at `path`, written atomically; the figure is closed."""
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=dpi)
+    pyplot().close(fig)
+    return Path(path)

@@ -15,7 +15,7 @@ from pathlib import Path
 from symtune import __version__
 from symtune.errors import SymtuneError
 from symtune.io import atomic_write, write_json
-from symtune.prompts import Setting, build_prompt
+from symtune.prompts import PromptTooLong, Setting, build_prompt
 from symtune.symbols import tuning_pool
 from symtune.tasks.task import Task
 
@@ -70,21 +70,37 @@ def row_kind(rng: random.Random, cfg: MixtureConfig) -> str:
     return "random" if cfg.random_labels else "symbol"
 
 
-def build_rows(tasks: list[Task], cfg: MixtureConfig, count_tokens=None):
-    """Yield the mixture's rows, one seeded random stream per row."""
+def query_stream(pool: list, n: int, seed: int):
+    """(task, example) pairs drawn without replacement until the pool runs out, then again."""
+    order = random.Random(f"{seed}/order")
+    while True:
+        yield from order.sample(pool, min(len(pool), n))
+
+
+def build_rows(tasks: list[Task], cfg: MixtureConfig, count_tokens=None, too_long: Counter | None = None):
+    """Yield the mixture's rows, one seeded random stream per row. Queries whose prompt cannot fit
+    max_tokens even with one exemplar per class are skipped and counted per task in `too_long`."""
     pool = query_pool(tasks, cfg)
-    order = random.Random(f"{cfg.seed}/order")
-    picks = []
-    while len(picks) < cfg.n:  # without replacement until the pool runs out, then again
-        picks += order.sample(pool, min(len(pool), cfg.n - len(picks)))
+    queries = query_stream(pool, cfg.n, cfg.seed)
     settings = {"symbol": Setting(), "natural": Setting(symbols=False), "random": Setting(random_labels=True)}
-    for i, (t, j) in enumerate(picks):
-        task, rng = tasks[t], random.Random(f"{cfg.seed}/row/{i}")
-        kind = row_kind(rng, cfg)
-        prompt = build_prompt(
-            task, task.train[j], rng, k=(cfg.k_min, cfg.k_max), setting=settings[kind], fmt=cfg.fmt,
-            pool=tuning_pool(), avoid_natural=cfg.avoid_natural, max_tokens=cfg.max_tokens, count_tokens=count_tokens,
-        )
+    too_long = Counter() if too_long is None else too_long
+    for i in range(cfg.n):
+        for attempt in range(len(pool) + 1):
+            t, j = next(queries)
+            task, rng = tasks[t], random.Random(f"{cfg.seed}/row/{i}" + (f"/{attempt}" if attempt else ""))
+            kind = row_kind(rng, cfg)
+            try:
+                prompt = build_prompt(
+                    task, task.train[j], rng, k=(cfg.k_min, cfg.k_max), setting=settings[kind], fmt=cfg.fmt,
+                    pool=tuning_pool(), avoid_natural=cfg.avoid_natural, max_tokens=cfg.max_tokens,
+                    count_tokens=count_tokens,
+                )
+                break
+            except PromptTooLong:
+                too_long[task.name] += 1
+        else:
+            raise SymtuneError(f"no query of any task fits in max_tokens={cfg.max_tokens} tokens even with one "
+                               "exemplar per class; raise the limit")
         yield {
             "id": f"{i:07d}", "task": task.name, "kind": kind, "format": prompt.format, "seed": cfg.seed,
             "k": prompt.k, "n_exemplars": prompt.n_exemplars, "prompt": prompt.text, "completion": prompt.completion,
@@ -106,7 +122,8 @@ def build_mixture(tasks: list[Task], out: str | Path, cfg: MixtureConfig = Mixtu
     count_tokens = (lambda s: len(tokenizer(s, add_special_tokens=False).input_ids)) if tokenizer else None
     started = time.perf_counter()
     counts, kinds, total_tokens = Counter(), Counter(), 0
-    rows = build_rows(tasks, cfg, count_tokens)
+    too_long = Counter()
+    rows = build_rows(tasks, cfg, count_tokens, too_long)
     if progress:
         from tqdm import tqdm
 
@@ -130,7 +147,8 @@ def build_mixture(tasks: list[Task], out: str | Path, cfg: MixtureConfig = Mixtu
         "n": cfg.n,
         "options": asdict(cfg),
         "tasks": {
-            t.name: {"count": counts[t.name], "source": t.source, "n_train": len(t.train), "pool": min(cfg.cap, len(t.train))}
+            t.name: {"count": counts[t.name], "source": t.source, "n_train": len(t.train),
+                     "pool": min(cfg.cap, len(t.train)), "skipped_too_long": too_long[t.name]}
             for t in tasks
         },
         "kinds": dict(sorted(kinds.items())),
@@ -152,3 +170,7 @@ def print_mixture_summary(manifest: dict, out: str) -> None:
     tokens = f", {manifest['total_tokens']:,} tokens" if manifest["total_tokens"] is not None else ""
     print(f"{manifest['n']:,} prompts ({kinds}){tokens} from {len(manifest['tasks'])} tasks "
           f"in {manifest['build_seconds']:.1f}s -> {out}/train.jsonl")
+    skipped = sum(info.get("skipped_too_long", 0) for info in manifest["tasks"].values())
+    if skipped:
+        print(f"skipped {skipped:,} queries whose prompt exceeds max_tokens even with one exemplar per class "
+              f"(per task: skipped_too_long in manifest.json)")

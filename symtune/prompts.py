@@ -74,6 +74,11 @@ class Prompt:
         return " " + self.target
 
 
+
+class PromptTooLong(SymtuneError):
+    """A prompt that does not fit its token budget even with one exemplar per class."""
+
+
 def input_text(ex: Example) -> str:
     return ex.text if ex.text_pair is None else f"{ex.text}\n{ex.text_pair}"
 
@@ -153,7 +158,7 @@ def drop_one(keep: list[int], classes: list[int], tokens: int, max_tokens: int) 
         per_class.setdefault(classes[i], []).append(i)
     largest = max(per_class.values(), key=len)
     if len(largest) == 1:
-        raise SymtuneError(
+        raise PromptTooLong(
             f"prompt does not fit in {max_tokens} tokens even with one exemplar per class "
             f"({tokens} tokens); shorten the inputs or raise the limit"
         )

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from symtune.errors import SymtuneError
-from symtune.io import atomic_write, read_json, write_json
+from symtune.io import atomic_write, pyplot, read_json, save_figure, write_json
 
 METRICS = {  # name -> what the tables call it
     "acc": "accuracy, rank classification (summed log-prob)",
@@ -105,17 +105,12 @@ def merge_models(results_list: list[tuple[str, dict]]) -> list[tuple[str, dict]]
 
 
 def plot_suite(suite: str, results_list: list[tuple[str, dict]], out: Path, metric: str = "acc") -> Path:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     models = merge_models(results_list)
     conditions = results_list[0][1]["conditions"]
     bars = [c for c in conditions if c["x"] is None]
     curve = [c for c in conditions if c["x"] is not None]
     panels = [p for p in (bars, curve) if p]
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), 4.2), squeeze=False)
+    fig, axes = pyplot().subplots(1, len(panels), figsize=(6.5 * len(panels), 4.2), squeeze=False)
     for ax, conds in zip(axes[0], panels):
         (plot_bars if conds is bars else plot_curve)(ax, conds, models, metric)
         ax.set_ylabel(f"{metric} (%)")
@@ -128,11 +123,7 @@ def plot_suite(suite: str, results_list: list[tuple[str, dict]], out: Path, metr
     axes[0][0].legend(fontsize=8)
     fig.suptitle(f"{suite}: mean over tasks ± s.e. over seeds")
     fig.tight_layout()
-    path = out / f"{suite}.png"
-    out.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return save_figure(fig, out / f"{suite}.png")
 
 
 def summary(model_conditions: dict, cond: dict, metric: str) -> tuple[float, float]:
@@ -150,8 +141,10 @@ def plot_bars(ax, conds: list[dict], models, metric: str) -> None:
         ax.bar(xs, [v for v, _ in values], width, yerr=[e for _, e in values], capsize=3, label=name)
     chance = models[0][1]
     for i, c in enumerate(conds):
-        level = 100 * chance[c["name"]]["mean"]["chance"]
-        ax.hlines(level, i - 0.45, i + 0.45, colors="k", linestyles="--", linewidth=1,
+        level = chance[c["name"]]["mean"]["chance"]
+        if level is None:  # no candidate set (generation tasks): no chance rate to draw
+            continue
+        ax.hlines(100 * level, i - 0.45, i + 0.45, colors="k", linestyles="--", linewidth=1,
                   label="chance" if i == 0 else None)
     ax.set_xticks(range(len(conds)), [c["label"] for c in conds], fontsize=8)
 
@@ -161,8 +154,10 @@ def plot_curve(ax, conds: list[dict], models, metric: str) -> None:
     for name, mc in models:
         values = [summary(mc, c, metric) for c in conds]
         ax.errorbar(xs, [v for v, _ in values], yerr=[e for _, e in values], marker="o", capsize=3, label=name)
-    chance = [100 * models[0][1][c["name"]]["mean"]["chance"] for c in conds]
-    ax.plot(xs, chance, "k--", linewidth=1, label="chance")
+    chance = [(x, models[0][1][c["name"]]["mean"]["chance"]) for x, c in zip(xs, conds)]
+    chance = [(x, 100 * level) for x, level in chance if level is not None]
+    if chance:
+        ax.plot(*zip(*chance), "k--", linewidth=1, label="chance")
     ax.set_xticks(xs)
 
 

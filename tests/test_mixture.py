@@ -8,6 +8,7 @@ from helpers import toy_task
 from symtune.errors import SymtuneError
 from symtune.mixture import MixtureConfig, build_mixture
 from symtune.symbols import tuning_pool
+from symtune.tasks.task import Example, Task
 
 
 def rows(out):
@@ -90,3 +91,14 @@ def test_token_budget_and_total(tmp_path, tokenizer):
     manifest = build_mixture(tasks(), tmp_path, MixtureConfig(n=50, max_tokens=120), tokenizer=tokenizer)
     lengths = [len(tokenizer(r["prompt"] + r["completion"]).input_ids) for r in rows(tmp_path)]
     assert max(lengths) <= 120 and manifest["total_tokens"] == sum(lengths)
+
+
+def test_queries_too_long_for_the_budget_are_skipped_and_counted(tmp_path):
+    task = toy_task("long")
+    task.train[0] = Example("very long " * 400, task.train[0].label)  # cannot fit 300 tokens with any exemplar
+    manifest = build_mixture([task], tmp_path, MixtureConfig(n=40, max_tokens=300, k_min=1, k_max=2))
+    assert len(rows(tmp_path)) == 40 and all("very long" not in r["prompt"] for r in rows(tmp_path))
+    assert manifest["tasks"]["long"]["skipped_too_long"] >= 1
+    all_long = Task("all_long", ["a", "b"], [Example(f"word{i} " * 500, label) for i, label in enumerate("ab" * 3)], [])
+    with pytest.raises(SymtuneError, match="no query of any task fits"):
+        build_mixture([all_long], tmp_path / "x", MixtureConfig(n=3, max_tokens=300, k_min=1, k_max=1))

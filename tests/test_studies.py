@@ -13,7 +13,7 @@ from symtune.studies import generalization as gen
 from symtune.studies import two_stage
 from symtune.studies.cli import add_study_parser
 from symtune.studies.facts import TEMPLATES, render
-from symtune.studies.generalization_data import GENERATORS, simple_reversals
+from symtune.studies.generalization_data import GENERATORS
 from symtune.studies.report import write_report
 from symtune.studies.scan import SCAN_ACTIONS, interpret
 from symtune.studies.symbol_evol import symbol_evol_rows

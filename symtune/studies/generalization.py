@@ -317,7 +317,7 @@ def run_seed(cfg: GeneralizationConfig, seed: int, out: Path, clock: Clock) -> d
                 name: self_augmentations(model, tokenizer, data, kind, cfg.icl_tokens, seed, cfg.token_budget)
                 for name, data in datasets.items()})
             clock.say(f"seed {seed}: self-augmentation ({kind}) written")
-    del model
+    model = None  # frees the weights before the tuning runs
     quality = {key: {name: augmentation_quality(datasets[name], sentences) for name, sentences in sets.items()}
                for key, sets in augmentations.items()}
 

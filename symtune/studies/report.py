@@ -5,7 +5,7 @@ from a results file."""
 from pathlib import Path
 
 from symtune.errors import SymtuneError
-from symtune.io import atomic_write, read_json
+from symtune.io import atomic_write, pyplot, read_json, save_figure
 from symtune.report import pct, table
 
 INTRO = """# Results: the sibling studies
@@ -27,12 +27,7 @@ def run_line(results: dict) -> str:
 
 def plot(path: Path, panels: list[tuple[str, list[str], dict[str, list], list[float] | None]], ylabel: str) -> None:
     """One grouped-bar panel per (title, x labels, {series: [(mean, se), ...]}, chance per x or None)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.8), squeeze=False)
+    fig, axes = pyplot().subplots(1, len(panels), figsize=(4.6 * len(panels), 3.8), squeeze=False)
     for ax, (title, xs, series, chance) in zip(axes[0], panels):
         width = 0.8 / len(series)
         for j, (name, values) in enumerate(series.items()):
@@ -49,9 +44,7 @@ def plot(path: Path, panels: list[tuple[str, list[str], dict[str, list], list[fl
     axes[0][0].set_ylabel(ylabel)
     axes[0][-1].legend(fontsize=7)
     fig.tight_layout()
-    with atomic_write(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=110)
-    plt.close(fig)
+    save_figure(fig, path, dpi=110)
 
 
 def contrast(accuracy: dict, protocol: str, base: str, splits: tuple[str, ...]) -> str:

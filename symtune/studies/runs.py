@@ -38,17 +38,11 @@ def study_recipe(name: str, overrides: list[str], steps: int, stages: list | Non
     return load_recipe(name, {**values, **dict(map(parse_override, overrides))})
 
 
-def has_model(folder: Path) -> bool:
-    return (folder / "config.json").is_file() or (folder / "adapter_config.json").is_file()
-
-
 def tuned(model: str, data, out: Path, recipe) -> Path:
     """`model` tuned on `data` (or the recipe's stages) into `out`, unless `out` already holds it."""
-    from symtune.train.loop import tune
+    from symtune.train.loop import ensure_tuned
 
-    if not has_model(out):
-        tune(model, data, out, recipe, resume=(out / "checkpoints").exists(), progress=False)
-    return out
+    return ensure_tuned(model, data, out, recipe, progress=False)
 
 
 def drop_weights(folder: Path) -> None:

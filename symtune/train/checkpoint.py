@@ -10,6 +10,8 @@ import os
 import shutil
 from pathlib import Path
 
+from safetensors import SafetensorError
+
 from symtune.errors import SymtuneError
 from symtune.io import read_json, write_json
 from symtune.train.recipe import RUN_KEYS
@@ -19,6 +21,11 @@ def checkpoints(out: Path) -> list[Path]:
     """Finished checkpoints, oldest first (temp folders start with a dot and are ignored)."""
     folder = Path(out) / "checkpoints"
     return sorted(folder.glob("step-*")) if folder.is_dir() else []
+
+
+# what a failed write raises: OSError, or torch's RuntimeError ("PytorchStreamWriter failed writing
+# file") and safetensors' SafetensorError, which carry the disk-full message but no errno
+SAVE_ERRORS = (OSError, RuntimeError, SafetensorError, SymtuneError)
 
 
 def save_checkpoint(accelerator, out: Path, step: int, state: dict, keep: int) -> Path:
@@ -31,7 +38,7 @@ def save_checkpoint(accelerator, out: Path, step: int, state: dict, keep: int) -
         accelerator.save_state(tmp)
         if accelerator.is_main_process:
             write_json(tmp / "state.json", {**state, "step": step})
-    except (OSError, SymtuneError) as e:
+    except SAVE_ERRORS as e:
         shutil.rmtree(tmp, ignore_errors=True)
         previous = checkpoints(out)
         kept = f"; the previous checkpoint {previous[-1]} is intact" if previous else ""

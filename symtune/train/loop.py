@@ -18,7 +18,8 @@ from symtune.errors import SymtuneError
 from symtune.io import read_jsonl, write_json, write_jsonl
 from symtune.mixture import TRAINING_RECORD
 from symtune.models import bf16_native, load_model, load_tokenizer, model_fingerprint, resolve_model
-from symtune.train.checkpoint import checkpoints, load_checkpoint, save_checkpoint
+import symtune.train.attention  # noqa: F401  registers the sdpa_packed attention
+from symtune.train.checkpoint import SAVE_ERRORS, checkpoints, load_checkpoint, save_checkpoint
 from symtune.train.data import TrainingData, make_batch, supervised_tokens
 from symtune.train.output import model_card, plot_loss
 from symtune.train.recipe import Recipe, load_recipe
@@ -96,6 +97,27 @@ def train_step(accelerator, model, optimizer, scheduler, batch, n_targets: int, 
     return accelerator.reduce(loss_sum.detach(), "sum").item() / n_targets
 
 
+MODEL_MARKERS = ("config.json", "adapter_config.json")
+
+
+def has_model(folder: Path) -> bool:
+    return any((folder / name).is_file() for name in MODEL_MARKERS)
+
+
+def ensure_tuned(model: str, data, out, recipe: Recipe, progress: bool = True) -> Path:
+    """The tuned model in `out`: found there, resumed from its newest checkpoint, or tuned from the
+    start (a run cut off before its first checkpoint starts over). What the demo, the experiment
+    script and the studies call, so that a re-run of any of them picks up where it stopped."""
+    out = Path(out)
+    if has_model(out):
+        return out
+    resume = bool(checkpoints(out))
+    if not resume:
+        for leftover in (out / LOG, out / "README.md"):
+            leftover.unlink(missing_ok=True)
+    return tune(model, data, out, recipe, resume=resume, progress=progress)
+
+
 def check_out(out: Path, resume: bool) -> None:
     if resume:
         return
@@ -103,7 +125,7 @@ def check_out(out: Path, resume: bool) -> None:
         raise SymtuneError(f"{out} already holds a run: pass --resume to continue it, or choose another --out")
 
 
-def save_model(accelerator, model, tokenizer, out: Path, recipe: Recipe, card: str) -> None:
+def save_model(accelerator, model, tokenizer, out: Path, recipe: Recipe, card: str, record: dict) -> None:
     """The tuned model (or adapter), its tokenizer and model card, moved into `out` file by file."""
     accelerator.wait_for_everyone()
     merge = recipe.lora and recipe.merge_lora
@@ -119,10 +141,11 @@ def save_model(accelerator, model, tokenizer, out: Path, recipe: Recipe, card: s
         model.save_pretrained(tmp, state_dict=state)
         tokenizer.save_pretrained(tmp)
         (tmp / "README.md").write_text(card, encoding="utf-8")
-        for f in tmp.iterdir():
-            os.replace(f, out / f.name)
-    except OSError as e:
-        raise SymtuneError(f"cannot save the tuned model to {out}: {e.strerror or e}") from None
+        write_json(tmp / TRAINING_RECORD, record)
+        for f in sorted(tmp.iterdir(), key=lambda f: f.name in MODEL_MARKERS):
+            os.replace(f, out / f.name)  # the files that make a folder count as a model go last
+    except SAVE_ERRORS as e:
+        raise SymtuneError(f"cannot save the tuned model to {out}: {getattr(e, 'strerror', None) or e}") from None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -204,10 +227,10 @@ def tune(model: str, data=None, out="run", recipe: Recipe | str = "cpu-small", r
 
     manifests = {path: manifest for path, (_, manifest) in training.mixtures.items()}
     card = model_card(model, manifests, recipe.to_dict(), run_summary(model, recipe, log, training, accelerator, bf16))
-    save_model(accelerator, net, tokenizer, out, recipe, card)
+    tasks = sorted({task for manifest in manifests.values() for task in manifest.get("tasks", {})})
+    record = {"base_model": model, "tasks": tasks}  # evaluation refuses these tasks
+    save_model(accelerator, net, tokenizer, out, recipe, card, record)
     if accelerator.is_main_process:
         plot_loss(log, out / "loss.png")
-        tasks = sorted({task for manifest in manifests.values() for task in manifest.get("tasks", {})})
-        write_json(out / TRAINING_RECORD, {"base_model": model, "tasks": tasks})  # evaluation refuses these tasks
     accelerator.wait_for_everyone()
     return out

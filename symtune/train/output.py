@@ -6,24 +6,17 @@ from pathlib import Path
 import yaml
 
 from symtune import __version__
-from symtune.io import atomic_write
+from symtune.io import pyplot, save_figure
 
 
 def plot_loss(log: list[dict], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = pyplot().subplots(figsize=(6, 3.5))
     ax.plot([r["step"] for r in log], [r["loss"] for r in log], linewidth=1)
     ax.set_xlabel("step")
     ax.set_ylabel("loss (completion tokens)")
     ax.grid(alpha=0.3)
     fig.tight_layout()
-    with atomic_write(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=120)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def model_card(base_model: str, mixtures: dict, recipe: dict, summary: dict) -> str:
