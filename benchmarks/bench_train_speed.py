@@ -5,9 +5,8 @@ and reports tokens per second (prompt + completion tokens, padding not counted) 
   baseline   plain HF full fine-tuning in fp32: padded batch, model(**batch, labels=...) with -100
              on prompt and padding tokens (full-vocabulary logits at every position), fused AdamW
              (the HF Trainer's default optimizer)
-  full       symtune full fine-tuning (its train_step): packed rows with each sample's attention
-             computed on its own (sdpa_packed), LM head on completion positions only, bf16
-             autocast where the CPU has bf16, fused AdamW
+  full       symtune full fine-tuning (its train_step): packed rows, LM head on completion positions
+             only, bf16 autocast where the CPU has bf16, fused AdamW
   lora       symtune LoRA (r=16 on q_proj and v_proj, the cpu-small recipe), same settings
 All configurations train on the same prompts, step by step in turn, so that a load change on this
 shared machine hits them alike.

@@ -18,7 +18,6 @@ from symtune.errors import SymtuneError
 from symtune.io import read_jsonl, write_json, write_jsonl
 from symtune.mixture import TRAINING_RECORD
 from symtune.models import bf16_native, load_model, load_tokenizer, model_fingerprint, resolve_model
-import symtune.train.attention  # noqa: F401  registers the sdpa_packed attention
 from symtune.train.checkpoint import SAVE_ERRORS, checkpoints, load_checkpoint, save_checkpoint
 from symtune.train.data import TrainingData, make_batch, supervised_tokens
 from symtune.train.output import model_card, plot_loss

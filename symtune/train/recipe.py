@@ -38,8 +38,7 @@ class Recipe:
     #                                                  for Llama and Gemma); "all-linear"; or a list of names
     merge_lora: bool = False  # save a merged full model instead of the adapter
     bf16: bool | str = "auto"  # bf16 autocast: true, false, or auto (on where the CPU or GPU supports bf16)
-    attn_implementation: str = "sdpa_packed"  # each packed sample on its own (train/attention.py); sdpa, eager,
-    #                                            or flash_attention_2 (GPU: packed rows run as varlen)
+    attn_implementation: str = "sdpa"  # sdpa, eager, or flash_attention_2 (GPU: packed rows run as varlen)
     symbol_fraction: float | None = None  # resample each mixture to this share of kind=="symbol" rows (the rest:
     #                                       natural and random-label rows)
     stages: list = field(default_factory=list)  # [{data: DIR or [DIR, ...], ratio: [w, ...], steps: N}, ...]
