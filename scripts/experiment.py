@@ -32,11 +32,13 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
 def tune_row(cfg: dict, name: str, options: dict, tuning, held_out, out: Path) -> tuple[Path, float]:
-    """The row's tuned model and its training seconds (from the step log, so resumed runs count)."""
-    recipe = load_recipe(cfg["recipe"], list(cfg.get("recipe_overrides", [])))
+    """The row's tuned model and its training seconds (from the step log, so resumed runs count).
+    The row's options override the config's mixture settings, and its recipe_overrides follow the config's."""
+    options = dict(options)
+    recipe = load_recipe(cfg["recipe"], list(cfg.get("recipe_overrides", [])) + list(options.pop("recipe_overrides", [])))
     folder = out / "rows" / name.replace(" ", "_").replace("%", "pct").replace("+", "plus")
     if not (folder / "mixture" / "manifest.json").exists():
-        try:  # the row's options win over the config's mixture settings
+        try:
             mix = replace(MixtureConfig(n=recipe.max_steps * recipe.batch_size), **{**cfg.get("mixture", {}), **options})
         except TypeError as e:
             raise SymtuneError(f"row {name!r}: {e}") from None
@@ -83,6 +85,9 @@ def write_section(cfg, config_path, tuning, held_out, walls, sections) -> None:
         f"Tuned on {len(tuning)} tasks: {', '.join(t.name for t in tuning)}.",
         f"Evaluated on {len(held_out)} unseen tasks: {', '.join(t.name for t in held_out)}.",
         f"Recipe `{cfg['recipe']}` with {' '.join(cfg.get('recipe_overrides', [])) or 'no overrides'}.",
+        "Rows (mixture settings and recipe overrides of each): "
+        + "; ".join(f"{name} `{yaml.safe_dump(options or {}, default_flow_style=True).strip()}`"
+                    for name, options in cfg["rows"].items()) + ".",
         "Training time per row: "
         + ", ".join(f"{name} {seconds / 60:.1f} min" for name, seconds in walls.items()) + ".",
     ]

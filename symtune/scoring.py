@@ -5,8 +5,9 @@ candidate continuation after the prompt. The prompt is run once; its keys/values
 to every candidate and all candidates of a batch of prompts are scored in one more call.
 
 A request may also carry several tails, e.g. a query and its content-free stand-in for
-calibration: every continuation is then scored after context + tail for each tail, and the
-context (the exemplars, most of the prompt) is still run only once.
+calibration: every continuation is then scored after context + tail for each tail. The
+context (the exemplars, most of the prompt) is still run only once, and each tail once
+after it: a cache of three levels (context, tail, continuation).
 
 Token boundary: a continuation is scored as it tokenizes after the prompt, not alone. The
 prompt and each candidate are tokenized jointly and split at the prompt's own token count; if
@@ -14,7 +15,9 @@ a joint tokenization merges across that boundary, the split moves back to the lo
 prefix that all candidates share.
 
 Work is batched by length under a token budget (sorted, so padding stays small); for the
-shared-prefix scorer the budget counts each prompt once per cached copy. Under
+shared-prefix scorer the budget counts each prompt once per cached copy. The contexts are
+right-padded and run without a mask, so the attention kernel takes its fast causal path;
+the padding this leaves between context and tail is masked in the later calls. Under
 `accelerate launch` whole batches are dealt to processes and the results gathered, so every
 example is computed in the same batch as in a single-process run.
 """
@@ -64,9 +67,18 @@ def boundary(head: list[int], fulls: list[list[int]]) -> int:
     return min(common_prefix_len(fulls), min(map(len, fulls)) - 1)
 
 
-def encode_request(tokenizer, context: str, continuations: Sequence[str], tails: Sequence[str] = ("",)):
-    """(shared prefix ids, the ids after it per (tail, continuation), how many of those ids at
-    the end belong to the continuation and are scored)."""
+class Encoded(NamedTuple):
+    prefix: list[int]  # shared by every tail and continuation
+    tails: list[list[int]]  # per tail: its tokens after the prefix (may be none)
+    continuations: list[list[int]]  # per (tail, continuation), tail-major: the scored tokens
+
+    def tailed(self) -> list[list[int]]:
+        """Each continuation with its tail in front."""
+        per_tail = len(self.continuations) // len(self.tails)
+        return [self.tails[i // per_tail] + c for i, c in enumerate(self.continuations)]
+
+
+def encode_request(tokenizer, context: str, continuations: Sequence[str], tails: Sequence[str] = ("",)) -> Encoded:
     if not continuations:
         raise SymtuneError("a scoring request needs at least one continuation")
     fulls, starts = [], []
@@ -79,12 +91,14 @@ def encode_request(tokenizer, context: str, continuations: Sequence[str], tails:
             if j != i:
                 raise SymtuneError(f"labels {continuations[j]!r} and {continuations[i]!r} collide: "
                                    "they tokenize identically after the prompt")
-        fulls += group
-        starts += [start] * len(group)
-    split = min(boundary(tokenizer(context).input_ids, fulls), min(starts))
+        fulls.append(group)
+        starts.append(start)
+    split = min(boundary(tokenizer(context).input_ids, [f for g in fulls for f in g]), min(starts))
     if split < 1:
         raise SymtuneError(f"the context {context[-40:]!r} tokenizes to nothing the candidates share")
-    return fulls[0][:split], [f[split:] for f in fulls], [len(f) - s for f, s in zip(fulls, starts)]
+    # Within a tail's group every sequence agrees up to its start, so the tail's tokens are those of its first.
+    return Encoded(fulls[0][0][:split], [g[0][split:start] for g, start in zip(fulls, starts)],
+                   [f[start:] for g, start in zip(fulls, starts) for f in g])
 
 
 def length_batches(lengths: Sequence[int], token_budget: int) -> list[list[int]]:
@@ -168,42 +182,134 @@ def continuation_scores(logits: torch.Tensor, targets: torch.Tensor, mask: torch
     return (token_lp * mask).sum(-1).tolist(), is_argmax.all(-1).tolist()
 
 
-@torch.inference_mode()
-def score_shared_prefix(model, encoded: list, pad_value: int) -> list[Scores]:
-    """One batch of encoded requests: the prefixes (left-padded) in one call, then every row
-    after them (tail + continuation, right-padded) against the copied cache in a second call."""
-    device = model.device
-    prefixes = [prefix for prefix, _, _ in encoded]
-    n_rows = [len(rows) for _, rows, _ in encoded]
-    ids, mask = pad(prefixes, pad_value, left=True)
-    ids, mask = ids.to(device), mask.to(device)
-    positions = (mask.cumsum(-1) - 1).clamp(min=0)
-    out = model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True, logits_to_keep=1)
-    repeats = torch.tensor(n_rows, device=device)
-    first_logits = out.logits[:, -1].repeat_interleave(repeats, dim=0)  # predicts each row's first token
+def positions_after(mask: torch.Tensor, new_mask: torch.Tensor) -> torch.Tensor:
+    """Position ids of new (left- or right-padded) tokens that follow the cached ones in `mask`."""
+    return mask.sum(-1, keepdim=True) + (new_mask.cumsum(-1) - 1).clamp(min=0)
 
-    rows = [row for _, rs, _ in encoded for row in rs]
-    scored = [n for _, _, ns in encoded for n in ns]
-    row_ids, row_mask = pad(rows, pad_value)
-    row_ids, row_mask = row_ids.to(device), row_mask.to(device)
-    owner = torch.arange(len(encoded), device=device).repeat_interleave(repeats)
-    cache = out.past_key_values
-    cache.batch_select_indices(owner)  # the prefix cache of each row's request, once per row
-    logits = first_logits.unsqueeze(1)
-    if row_ids.shape[1] > 1:
-        rest = model(
-            input_ids=row_ids[:, :-1],
-            attention_mask=torch.cat([mask[owner], row_mask[:, :-1]], dim=1),
-            position_ids=mask.sum(-1)[owner].unsqueeze(1) + torch.arange(row_ids.shape[1] - 1, device=device),
-            past_key_values=cache,
-            use_cache=True,
-        ).logits
+
+def tree_attention(model) -> bool:
+    """Whether the model takes the 4D attention masks of the tree layout: every layer attends to
+    all earlier tokens (a sliding window is measured in cache slots, padding included) and the
+    attention implementation reads a custom mask (sdpa, eager)."""
+    config = model.config.get_text_config()
+    types = getattr(config, "layer_types", None)
+    full = all(t == "full_attention" for t in types) if types is not None else getattr(config, "sliding_window", None) is None
+    return full and model.config._attn_implementation in ("sdpa", "eager")
+
+
+def run_prefixes(model, prefixes: list[list[int]], pad_value: int, right: bool):
+    """(cache, padding mask, each row's last logits) of a batch of prefixes. Right padding keeps
+    every real token's causal context free of padding, so no mask is needed and the attention
+    kernel skips the upper triangle; the pads then sit in the middle of the rows extended later."""
+    ids, mask = (t.to(model.device) for t in pad(prefixes, pad_value, left=not right))
+    if not right:
+        out = model(input_ids=ids, attention_mask=mask, position_ids=positions_after(mask[:, :0], mask),
+                    use_cache=True, logits_to_keep=1)
+        return out.past_key_values, mask, out.logits[:, -1]
+    ends = mask.sum(-1) - 1
+    keep = torch.unique(ends)  # sorted: logits only where some row ends
+    out = model(input_ids=ids, use_cache=True, logits_to_keep=keep)
+    return out.past_key_values, mask, out.logits[torch.arange(len(ids), device=ids.device), torch.searchsorted(keep, ends)]
+
+
+class Tree(NamedTuple):
+    ids: list[list[int]]  # per request: each tail, then each of its continuations but the last token
+    positions: list[list[int]]  # of those tokens, counted from the end of the prefix
+    segments: list[list[tuple[int, int, int, int]]]  # per request: (start, end, tail start, tail end) of each run
+    sources: list[int]  # per scored token: the tree slot whose logits predict it (-1: the prefix's last)
+    targets: list[int]  # per scored token: its id
+
+
+def tree_layout(e: Encoded) -> Tree:
+    """One request's tails and continuations as one row after its prefix: a tail attends to the
+    prefix and itself, a continuation to the prefix, its tail and itself."""
+    ids, positions, segments, sources, targets = [], [], [], [], []
+    per_tail = len(e.continuations) // len(e.tails)
+    for t, tail in enumerate(e.tails):
+        a = len(ids)
+        ids += tail
+        positions += range(len(tail))
+        segments.append((a, len(ids), a, a))
+        for c in e.continuations[t * per_tail : (t + 1) * per_tail]:
+            s = len(ids)
+            ids += c[:-1]
+            positions += range(len(tail), len(tail) + len(c) - 1)
+            segments.append((s, len(ids), a, a + len(tail)))
+            sources += [a + len(tail) - 1 if tail else -1] + list(range(s, s + len(c) - 1))
+            targets += c
+    return Tree(ids, positions, segments, sources, targets)
+
+
+def tree_mask(trees: list[Tree], mask: torch.Tensor, width: int, dtype, additive: bool) -> torch.Tensor:
+    """[rows, 1, width, cached + width] 4D mask: the cached prefix where not padding, then the tree."""
+    attend = torch.zeros((len(trees), width, width), dtype=torch.bool)
+    for r, tree in enumerate(trees):
+        for start, end, tail_start, tail_end in tree.segments:
+            attend[r, start:end, tail_start:tail_end] = True
+            attend[r, start:end, start:end] = torch.ones(end - start, end - start, dtype=torch.bool).tril()
+    attend = torch.cat([mask.bool().cpu()[:, None, :].expand(-1, width, -1), attend], dim=-1)[:, None]
+    if additive:  # eager attention adds the mask to the scores
+        return torch.zeros(attend.shape, dtype=dtype).masked_fill(~attend, torch.finfo(dtype).min)
+    return attend
+
+
+def score_tree(model, encoded: list[Encoded], cache, mask, last, pad_value: int):
+    """(summed log-prob, greedy) per continuation: every request's tails and continuations in one
+    call after its cached prefix, laid out as a tree (tree_layout), so no cache is copied."""
+    device = model.device
+    trees = [tree_layout(e) for e in encoded]
+    width = max(len(t.ids) for t in trees)
+    # The logits that predict: row r's last prefix logits at r, then tree slot i of row r at R + r * width + i.
+    sources = [len(trees) + r * width + i if i >= 0 else r for r, t in enumerate(trees) for i in t.sources]
+    predicting = last
+    if width:
+        ids, _ = pad([t.ids for t in trees], pad_value)
+        positions, _ = pad([t.positions for t in trees], 0)
+        logits = model(input_ids=ids.to(device), position_ids=(positions.to(device) + mask.sum(-1, keepdim=True)),
+                       attention_mask=tree_mask(trees, mask, width, model.dtype, model.config._attn_implementation == "eager").to(device),
+                       past_key_values=cache, use_cache=True).logits
+        predicting = torch.cat([last, logits.flatten(0, 1)])
+    logprobs = torch.log_softmax(predicting[torch.tensor(sources, device=device)].float(), dim=-1)
+    targets = torch.tensor([i for t in trees for i in t.targets], device=device)
+    token_lp = logprobs.gather(-1, targets[:, None]).squeeze(-1)
+    misses = (logprobs.argmax(-1) != targets).float()
+    owner = torch.tensor([j for j, c in enumerate(c for e in encoded for c in e.continuations) for _ in c], device=device)
+    n = int(owner[-1]) + 1
+    sums = torch.zeros(n, device=device).index_add_(0, owner, token_lp)
+    greedy = torch.zeros(n, device=device).index_add_(0, owner, misses) == 0
+    return sums.tolist(), greedy.tolist()
+
+
+def score_copies(model, encoded: list[Encoded], cache, mask, last, pad_value: int):
+    """(summed log-prob, greedy) per continuation: the prefix cache copied once per (tail,
+    continuation) row, each row (tail + continuation) run against it, right-padded."""
+    device = model.device
+    rows = [row for e in encoded for row in e.tailed()]
+    owner = torch.tensor([r for r, e in enumerate(encoded) for _ in e.continuations], device=device)
+    cache.batch_select_indices(owner)
+    mask, last = mask[owner], last[owner]
+    ids, row_mask = (t.to(device) for t in pad(rows, pad_value))
+    logits = last.unsqueeze(1)
+    if ids.shape[1] > 1:
+        rest = model(input_ids=ids[:, :-1], attention_mask=torch.cat([mask, row_mask[:, :-1]], 1),
+                     position_ids=positions_after(mask, row_mask[:, :-1]), past_key_values=cache, use_cache=True).logits
         logits = torch.cat([logits, rest], dim=1)
-    scored_mask = last_n_mask(list(map(len, rows)), scored, row_ids.shape[1]).to(device)
-    sums, greedy = continuation_scores(logits, row_ids, scored_mask)
+    scored = [len(c) for e in encoded for c in e.continuations]
+    return continuation_scores(logits, ids, last_n_mask(list(map(len, rows)), scored, ids.shape[1]).to(device))
+
+
+@torch.inference_mode()
+def score_shared_prefix(model, encoded: list[Encoded], pad_value: int) -> list[Scores]:
+    """One batch of encoded requests: the prefixes in one call, then every tail and continuation
+    against their cached keys/values in a second: as a tree where the model allows it (no copies,
+    one row per request), else with a copy of the cache per (tail, continuation) row."""
+    tree = tree_attention(model)
+    cache, mask, last = run_prefixes(model, [e.prefix for e in encoded], pad_value, right=tree)
+    sums, greedy = (score_tree if tree else score_copies)(model, encoded, cache, mask, last, pad_value)
     results, start = [], 0
-    for n in n_rows:
-        results.append(Scores(sums[start : start + n], scored[start : start + n], greedy[start : start + n]))
+    for e in encoded:
+        n = len(e.continuations)
+        results.append(Scores(sums[start : start + n], [len(c) for c in e.continuations], greedy[start : start + n]))
         start += n
     return results
 
@@ -211,13 +317,15 @@ def score_shared_prefix(model, encoded: list, pad_value: int) -> list[Scores]:
 def score_requests(model, tokenizer, requests: Sequence[Request | tuple], *, token_budget: int = 16384,
                    progress: bool = False, on_batch=None) -> list[Scores]:
     """Rank-classification scores for each (context, continuations[, tails]) request.
-    token_budget bounds the prefix tokens a batch holds in its cache: one copy per scored row."""
+    token_budget bounds the tokens a batch holds in its cache: prefix and tree once per request,
+    or, where the cache is copied, prefix and tail once per scored row."""
     encoded = [encode_request(tokenizer, *Request(*r)) for r in requests]
-    return map_batches(
-        lambda batch: score_shared_prefix(model, batch, pad_id(tokenizer)),
-        encoded, [len(prefix) * len(rows) for prefix, rows, _ in encoded], token_budget=token_budget,
-        progress=progress, desc="scoring", on_batch=on_batch,
-    )
+    if tree_attention(model):
+        lengths = [len(e.prefix) + sum(map(len, e.tails)) + sum(map(len, e.continuations)) for e in encoded]
+    else:
+        lengths = [(len(e.prefix) + max(map(len, e.tails))) * len(e.continuations) for e in encoded]
+    return map_batches(lambda batch: score_shared_prefix(model, batch, pad_id(tokenizer)), encoded, lengths,
+                       token_budget=token_budget, progress=progress, desc="scoring", on_batch=on_batch)
 
 
 @torch.inference_mode()
@@ -238,14 +346,14 @@ def score_requests_naive(model, tokenizer, requests: Sequence[Request | tuple], 
     harnesses do it. Same token split as score_requests; used to check it and to benchmark it.
     token_budget bounds the padded tokens of one forward pass (its logits cover every token)."""
     encoded = [encode_request(tokenizer, *Request(*r)) for r in requests]
-    seqs = [(n, prefix + row) for prefix, rows, ns in encoded for row, n in zip(rows, ns)]
+    seqs = [(len(c), e.prefix + row) for e in encoded for c, row in zip(e.continuations, e.tailed())]
     flat = map_batches(lambda batch: score_full_sequences(model, batch, pad_id(tokenizer)), seqs,
                        [len(s) for _, s in seqs], token_budget=token_budget, progress=progress, desc="naive scoring")
     results, start = [], 0
-    for _, rows, ns in encoded:
-        part = flat[start : start + len(rows)]
-        results.append(Scores([lp for lp, _ in part], list(ns), [g for _, g in part]))
-        start += len(rows)
+    for e in encoded:
+        part = flat[start : start + len(e.continuations)]
+        results.append(Scores([lp for lp, _ in part], list(map(len, e.continuations)), [g for _, g in part]))
+        start += len(part)
     return results
 
 

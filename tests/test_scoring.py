@@ -5,6 +5,7 @@ from transformers import AutoModelForCausalLM
 from symtune.errors import SymtuneError
 from symtune.scoring import (
     Request, encode_request, generate_until, length_batches, normalize, score_requests, score_requests_naive,
+    tree_attention,
 )
 
 # Prompts of different lengths (so batches pad), 2-4 candidates, multi-token symbols.
@@ -18,12 +19,16 @@ REQUESTS = [
 ]
 
 
-@pytest.fixture(scope="module", params=["llama", "gemma3"])
+@pytest.fixture(scope="module", params=["llama", "llama-eager", "gemma3"])
 def model(request, tokenizer, tmp_path_factory):
     # Large random weights make the logits peaked: near-uniform ones would hide a masking error.
-    # gemma3 has a sliding-window layer (window 8), shorter than every prompt here.
-    path = save_tiny_model(tmp_path_factory.mktemp(request.param), tokenizer, request.param, initializer_range=0.5)
-    return AutoModelForCausalLM.from_pretrained(path).eval()
+    # llama scores as a tree (4D masks: boolean for sdpa, additive for eager); gemma3 has a
+    # sliding-window layer (window 8, shorter than every prompt here) and copies the cache instead.
+    arch, _, attention = request.param.partition("-")
+    path = save_tiny_model(tmp_path_factory.mktemp(arch), tokenizer, arch, initializer_range=0.5)
+    model = AutoModelForCausalLM.from_pretrained(path, attn_implementation=attention or "sdpa").eval()
+    assert tree_attention(model) == (arch == "llama")
+    return model
 
 
 def assert_same_scores(a, b, tol=1e-4):
@@ -43,10 +48,9 @@ def test_shared_prefix_equals_one_forward_per_continuation(model, tokenizer):
 
 def test_continuations_are_tokenized_after_the_prompt(tokenizer):
     context, conts = REQUESTS[0]
-    prefix, ids, scored = encode_request(tokenizer, context, conts)
-    assert prefix == tokenizer(context).input_ids
+    prefix, tails, ids = encode_request(tokenizer, context, conts)
+    assert prefix == tokenizer(context).input_ids and tails == [[]]
     assert [prefix + c for c in ids] == [tokenizer(context + c).input_ids for c in conts]
-    assert scored == [len(c) for c in ids]
 
 
 def test_tails_share_the_context_and_score_only_the_continuations(model, tokenizer):
@@ -59,10 +63,19 @@ def test_tails_share_the_context_and_score_only_the_continuations(model, tokeniz
     assert shared.logprobs == pytest.approx([lp for s in separate for lp in s.logprobs], abs=1e-4)
 
 
+def test_tails_of_different_lengths_batch_together(model, tokenizer):
+    # Tails are padded between the prefix and the continuations; an empty tail scores right after the prefix.
+    tails = ["", "\nInput: N/A\nOutput:", " and a much longer tail, so that the others pad"]
+    requests = [Request(context, conts, tails[i % 3 :] + tails[: i % 3]) for i, (context, conts) in enumerate(REQUESTS)]
+    naive = score_requests_naive(model, tokenizer, requests)
+    assert_same_scores(score_requests(model, tokenizer, requests, token_budget=100_000), naive)
+    assert_same_scores(score_requests(model, tokenizer, requests, token_budget=1), naive)
+
+
 def test_a_merge_across_the_boundary_moves_the_split_back(model, tokenizer):
     # "wor" + "ld" tokenize as one word, so the context's last token is not shared with the joint text.
     context, conts = "Say hello wor", ["ld", "k", "ds"]
-    prefix, ids, _ = encode_request(tokenizer, context, conts)
+    prefix, _, ids = encode_request(tokenizer, context, conts)
     assert len(prefix) < len(tokenizer(context).input_ids)
     assert [prefix + c for c in ids] == [tokenizer(context + c).input_ids for c in conts]
     request = [(context, conts)]
@@ -90,7 +103,7 @@ def test_greedy_generation_is_batch_independent_and_flagged_greedy(model, tokeni
     # Random weights generate token runs that may tokenize differently once decoded: keep those that do not.
     kept = [(c, g) for c, g in zip(contexts, batched) if g.strip()
             and encode_request(tokenizer, c, [g])[0] == tokenizer(c).input_ids
-            and len(encode_request(tokenizer, c, [g])[1][0]) == 3]
+            and len(encode_request(tokenizer, c, [g]).continuations[0]) == 3]
     assert kept
     scores = score_requests(model, tokenizer, [(c, [g, " zzz qq"]) for c, g in kept])
     assert [s.greedy for s in scores] == [[True, False]] * len(kept)
