@@ -1,23 +1,26 @@
 """Scoring a causal LM on prompts: rank classification with a shared prefix, and generation.
 
 Rank classification (papers.md §6.1.7): the summed log-probability of every token of each
-candidate continuation after the prompt. The prompt is run once; its keys/values are copied
-to every candidate and all candidates of a batch of prompts are scored in one more call.
+candidate continuation after the prompt. A request may also carry several tails, e.g. a query
+and its content-free stand-in for calibration: every continuation is then scored after
+context + tail for each tail.
 
-A request may also carry several tails, e.g. a query and its content-free stand-in for
-calibration: every continuation is then scored after context + tail for each tail. The
-context (the exemplars, most of the prompt) is still run only once, and each tail once
-after it: a cache of three levels (context, tail, continuation).
+The context (the exemplars, most of the prompt) is run once. Then all tails and continuations
+of a request go into one more call as a tree after the cached context: one row holding each
+tail and, after it, each continuation, where a 4D attention mask lets a tail see the context
+and itself, and a continuation the context, its tail and itself. Nothing is run twice and no
+cache is copied. Models whose attention cannot take such a mask (a sliding window counts
+cache slots; flash attention takes no 4D mask) get a copy of the context's cache per
+(tail, continuation) row instead.
 
 Token boundary: a continuation is scored as it tokenizes after the prompt, not alone. The
 prompt and each candidate are tokenized jointly and split at the prompt's own token count; if
 a joint tokenization merges across that boundary, the split moves back to the longest token
 prefix that all candidates share.
 
-Work is batched by length under a token budget (sorted, so padding stays small); for the
-shared-prefix scorer the budget counts each prompt once per cached copy. The contexts are
-right-padded and run without a mask, so the attention kernel takes its fast causal path;
-the padding this leaves between context and tail is masked in the later calls. Under
+Work is batched by length under a token budget (sorted, so padding stays small). For the
+tree, the contexts are right-padded and run without a mask, so the attention kernel takes its
+fast causal path; the padding this leaves before the tree is masked in the second call. Under
 `accelerate launch` whole batches are dealt to processes and the results gathered, so every
 example is computed in the same batch as in a single-process run.
 """
