@@ -62,14 +62,14 @@ def run(config_path: str) -> None:
     models, walls = {"base": cfg["model"]}, {}
     for name, options in cfg["rows"].items():
         models[name], walls[name] = tune_row(cfg, name, options or {}, tuning, held_out, out)
-    sections = []
+    sections, cache = [], cfg.get("cache", out / "cache")  # a config may share another's request cache
     for suite, settings in cfg["suites"].items():
         tasks = suite_tasks(cfg, suite, held_out)
         if not tasks:
             continue
         started = time.perf_counter()
         ecfg = EvalConfig(suite=suite, **{**settings, "seeds": tuple(range(settings.get("seeds", 3)))})
-        results = evaluate([str(m) for m in models.values()], tasks, ecfg, cache_dir=out / "cache", progress=True)
+        results = evaluate([str(m) for m in models.values()], tasks, ecfg, cache_dir=cache, progress=True)
         results["models"] = {row: results["models"][str(m)] for row, m in models.items()}  # rows by name
         write_results(results, out / suite)
         plots = report([str(out / suite / "results.json")], DOCS / "results" / cfg["name"])
