@@ -8,6 +8,8 @@ and reports tokens per second (prompt + completion tokens, padding not counted) 
   full       symtune full fine-tuning (its train_step): packed rows, LM head on completion positions
              only, bf16 autocast where the CPU has bf16, fused AdamW
   lora       symtune LoRA (r=16 on q_proj and v_proj, the cpu-small recipe), same settings
+  +compile   the same with the recipe's `compile: true` (torch.compile of each decoder layer; its
+             compilation falls in the unmeasured warm-up step)
 All configurations train on the same prompts, step by step in turn, so that a load change on this
 shared machine hits them alike.
 
@@ -84,7 +86,7 @@ def main() -> None:
 
     from symtune.models import load_tokenizer, resolve_model
     from symtune.train.data import TrainingData, make_batch, supervised_tokens
-    from symtune.train.loop import add_lora, make_optimizer, train_step, use_bf16
+    from symtune.train.loop import add_lora, compile_layers, make_optimizer, train_step, use_bf16
     from symtune.train.recipe import load_recipe
 
     path = resolve_model("smollm2-135m-instruct")
@@ -97,10 +99,12 @@ def main() -> None:
     accelerator = Accelerator(cpu=True)
     bf16 = use_bf16(recipe.bf16, accelerator.device)
 
-    def symtune_config(lora: bool):
+    def symtune_config(lora: bool, compile: bool = False):
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32,
                                                      attn_implementation=recipe.attn_implementation)
         model = add_lora(model, recipe) if lora else model
+        if compile:
+            compile_layers(model)
         optimizer = make_optimizer(model.train(), recipe)
         scheduler = get_scheduler("constant", optimizer)
 
@@ -114,7 +118,9 @@ def main() -> None:
         optimizer = torch.optim.AdamW(model.parameters(), lr=recipe.lr, fused=True)  # the HF Trainer default
         return lambda samples: baseline_step(model, optimizer, samples, tokenizer.pad_token_id)
 
-    configs = {"baseline": baseline_config(), "full": symtune_config(lora=False), "lora": symtune_config(lora=True)}
+    configs = {"baseline": baseline_config(), "full": symtune_config(lora=False),
+               "full+compile": symtune_config(lora=False, compile=True), "lora": symtune_config(lora=True),
+               "lora+compile": symtune_config(lora=True, compile=True)}
     timings = {name: {"tokens": 0, "wall": 0.0, "step_tokens_per_s": []} for name in configs}
     for step in range(steps):
         samples = data.global_batch(step)
@@ -131,7 +137,7 @@ def main() -> None:
     rows = [{"config": name, "tokens_per_s": t["tokens"] / t["wall"],
              "median_step_tokens_per_s": statistics.median(t["step_tokens_per_s"]),
              "speedup": None if name == "baseline" else t["tokens"] / t["wall"] / base,
-             "target": {"full": 2.0, "lora": 4.0}.get(name), "tokens": t["tokens"], "seconds": round(t["wall"], 2)}
+             "target": {"full": 2.0, "lora": 4.0}.get(name.removesuffix("+compile")), "tokens": t["tokens"], "seconds": round(t["wall"], 2)}
             for name, t in timings.items()]
     result = {**info, "model": "smollm2-135m-instruct", "tasks": TASKS, "steps": args.steps, "warmup": args.warmup,
               "batch_size": args.batch_size, "bf16_autocast": bf16, "attn_implementation": recipe.attn_implementation,

@@ -3,10 +3,12 @@
 Both tools train the same model on the same prompt/completion mixture with the same global
 batch (8 prompts, one forward each step), learning rate and schedule (TRL's: linear decay,
 no warm-up), optimizer (AdamW), gradient clipping, dtype (fp32 weights, bf16 autocast) and
-LoRA config, loss on the completion tokens only. TRL otherwise keeps its defaults, run twice:
+LoRA config, loss on the completion tokens only. symtune packs prompts into rows with
+block-diagonal attention and runs the LM head on the supervised positions only; it runs twice:
+eager, and with the recipe's `compile: true` (each decoder layer through torch.compile, whose
+compiling falls in the untimed first step). TRL otherwise keeps its defaults, run twice:
 gradient checkpointing on (its default) and off ("tuned"); no packing (unsafe without
-FlashAttention). symtune packs prompts into rows with block-diagonal attention and runs the
-LM head on the supervised positions only. Full fine-tuning and LoRA.
+FlashAttention). Full fine-tuning and LoRA.
 
 Speed is non-padding tokens (prompt + completion) per second of optimizer steps, counted
 the same way for both; the first step (kernel set-up) is left out. MFU: model FLOPs per
@@ -45,7 +47,7 @@ from symtune.tasks.registry import load_task_list
 from symtune.train import load_recipe, tune
 
 TASKS = ("sst2", "trec", "snli", "ag_news")  # tuning-pool tasks from ../shared/data
-RUNS = ("symtune", "trl-default", "trl-no-checkpointing")
+RUNS = ("symtune", "symtune+compile", "trl-default", "trl-no-checkpointing")
 
 
 def build_rows(tokenizer, n: int, max_tokens: int, workdir: Path) -> list[dict]:
@@ -62,13 +64,14 @@ def build_rows(tokenizer, n: int, max_tokens: int, workdir: Path) -> list[dict]:
     return rows
 
 
-def run_symtune(model_path: str, workdir: Path, args, lora: bool) -> list[dict]:
+def run_symtune(model_path: str, workdir: Path, args, lora: bool, compile: bool = False) -> list[dict]:
     recipe = load_recipe("cpu-small", {
         "max_steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "scheduler": "linear",
         "warmup_steps": 0, "weight_decay": 0.0, "max_grad_norm": 1.0, "lora": lora, "bf16": args.bf16,
-        "save_every": args.steps + 1, "seed": 0,
+        "save_every": args.steps + 1, "seed": 0, "compile": compile,
     })
-    out = tune(model_path, workdir / "mixture", workdir / f"symtune-{'lora' if lora else 'full'}", recipe, progress=False)
+    name = f"symtune-{'lora' if lora else 'full'}{'-compile' if compile else ''}"
+    out = tune(model_path, workdir / "mixture", workdir / name, recipe, progress=False)
     return [{"step": r["step"], "loss": r["loss"], "tokens": r["tokens"], "seconds": r["seconds"]}
             for r in read_jsonl(out / "train_log.jsonl")]
 
@@ -147,7 +150,7 @@ def flops_per_token(model_path: str, lora: bool) -> tuple[float, str]:
 def plot(curves: dict, rows: list[dict]):
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
     for ax, mode in zip(axes[:2], ("full", "lora")):
-        for run, style in zip(RUNS, ("-", "-", "--")):  # the two TRL runs compute the same losses
+        for run, style in zip(RUNS, ("-", ":", "-", "--")):  # each tool's two runs compute the same losses
             log = curves[f"{mode}/{run}"]
             ax.plot([r["step"] for r in log], [r["loss"] for r in log], style, label=run, linewidth=1.2)
         ax.set_title(f"{mode} fine-tuning")
@@ -155,7 +158,7 @@ def plot(curves: dict, rows: list[dict]):
         ax.set_ylabel("loss on completion tokens")
         ax.legend()
     axes[2].barh([f"{r['mode']} {r['run']}" for r in rows][::-1], [r["tokens_per_s"] for r in rows][::-1],
-                 color=["C0", "C1", "C2"][::-1] * 2)
+                 color=["C0", "C3", "C1", "C2"][::-1] * 2)
     axes[2].set_xlabel("tokens / s (non-padding)")
     axes[2].set_title("speed")
     fig.tight_layout()
@@ -196,8 +199,8 @@ def main():
             flops, accounting = flops_per_token(model_path, lora)
             for run in RUNS:
                 load = round(os.getloadavg()[0], 2)
-                if run == "symtune":
-                    log = run_symtune(model_path, workdir, args, lora)
+                if run.startswith("symtune"):
+                    log = run_symtune(model_path, workdir, args, lora, compile=run == "symtune+compile")
                 else:
                     log = run_trl(model_path, tokenizer, mixture, workdir, args, lora, checkpointing=run == "trl-default")
                 gc.collect()  # the trainers hold reference cycles; free one run's memory before the next

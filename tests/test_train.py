@@ -179,6 +179,28 @@ def test_lora_saves_an_adapter_or_a_merged_model(tiny_model_dir, mixture, tmp_pa
                                merged_from_adapter.model.layers[1].self_attn.q_proj.weight)
 
 
+def test_compiled_layers_train_like_eager_ones(tiny_model_dir, mixture, tmp_path):
+    from torch._dynamo.utils import counters
+
+    eager = tune(str(tiny_model_dir), mixture, tmp_path / "eager", quick(lora=True, max_steps=3), progress=False)
+    counters.clear()
+    compiled = tune(str(tiny_model_dir), mixture, tmp_path / "compiled", quick(lora=True, max_steps=3, compile=True),
+                    progress=False)
+    assert counters["stats"]["unique_graphs"] >= 1  # dynamo did compile the layers
+    assert losses(compiled) == pytest.approx(losses(eager), abs=1e-4)
+    assert len(set(losses(eager))) == 3  # the steps train on different prompts, so they could disagree
+
+
+def test_compile_without_a_compiler_or_decoder_layers_is_refused(tiny_model_dir, monkeypatch):
+    model, _ = load_model(str(tiny_model_dir))
+    monkeypatch.setattr(loop.shutil, "which", lambda name: None)
+    with pytest.raises(SymtuneError, match="needs a C.. compiler"):
+        loop.compile_layers(model)
+    monkeypatch.undo()
+    with pytest.raises(SymtuneError, match="no decoder layers found in Linear"):
+        loop.compile_layers(torch.nn.Linear(2, 2))
+
+
 def test_resume_continues_with_the_losses_of_an_uninterrupted_run(tiny_model_dir, mixture, tmp_path, monkeypatch):
     recipe = quick(max_steps=5)
     tune(str(tiny_model_dir), mixture, tmp_path / "whole", recipe, progress=False)

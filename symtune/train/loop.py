@@ -58,6 +58,21 @@ def add_lora(model, recipe: Recipe):
         raise SymtuneError(f"cannot add LoRA adapters: {e}; set lora_target_modules (e.g. all-linear)") from None
 
 
+def compile_layers(model) -> None:
+    """torch.compile each decoder layer (the classes HF names in `_no_split_modules`), with dynamic
+    shapes since packed rows change width every step. The layers fuse their norms, rotary and
+    activation work; the model's top level (masks, LM head hook) stays eager."""
+    compilers = [os.environ.get("CXX"), "g++", "clang++"]
+    if not any(c and shutil.which(c) for c in compilers):
+        raise SymtuneError("compile: true needs a C++ compiler (g++ or clang++, or $CXX) for torch.compile's kernels")
+    layer_classes = set(getattr(model, "_no_split_modules", None) or ())
+    layers = [m for m in model.modules() if type(m).__name__ in layer_classes]
+    if not layers:
+        raise SymtuneError(f"compile: no decoder layers found in {type(model).__name__} (set compile: false)")
+    for layer in layers:
+        layer.compile(dynamic=True)
+
+
 def make_optimizer(model, recipe: Recipe):
     params = [p for p in model.parameters() if p.requires_grad]
     if recipe.optimizer == "adafactor":
@@ -194,6 +209,8 @@ def tune(model: str, data=None, out="run", recipe: Recipe | str = "cpu-small", r
     net, _ = load_model(model_path, dtype=torch.float32, attn_implementation=recipe.attn_implementation)  # weights
     if recipe.lora:
         net = add_lora(net, recipe)
+    if recipe.compile:
+        compile_layers(net)
     optimizer = make_optimizer(net.train(), recipe)
     scheduler = get_scheduler(recipe.scheduler, optimizer, recipe.warmup_steps, recipe.max_steps)
     net, optimizer = accelerator.prepare(net, optimizer)

@@ -39,6 +39,7 @@ class Recipe:
     merge_lora: bool = False  # save a merged full model instead of the adapter
     bf16: bool | str = "auto"  # bf16 autocast: true, false, or auto (on where the CPU or GPU supports bf16)
     attn_implementation: str = "sdpa"  # sdpa, eager, or flash_attention_2 (GPU: packed rows run as varlen)
+    compile: bool = False  # torch.compile each decoder layer: fused element-wise work, a minute or two to compile
     symbol_fraction: float | None = None  # resample each mixture to this share of kind=="symbol" rows (the rest:
     #                                       natural and random-label rows)
     stages: list = field(default_factory=list)  # [{data: DIR or [DIR, ...], ratio: [w, ...], steps: N}, ...]
@@ -50,7 +51,7 @@ class Recipe:
         return dataclasses.asdict(self)
 
 
-RUN_KEYS = ("save_every", "keep_checkpoints")  # keys that may change between a run and its resumption
+RUN_KEYS = ("save_every", "keep_checkpoints", "compile")  # keys that may change between a run and its resumption
 
 
 def recipe_path(name_or_path: str) -> Path:
