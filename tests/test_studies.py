@@ -180,13 +180,16 @@ def test_scan_data_holds_out_its_test_commands():
     assert all(re.fullmatch(r"[a-z]{4,5}", s) for r in prompts["unseen_symbols"] for s in r["mapping"].values())
 
 
-def test_exact_match_compares_the_whole_action_string(monkeypatch):
+def test_scan_scores_compare_whole_outputs_and_positions(monkeypatch):
     import symtune.scoring
 
-    rows = [{"prompt": "p1", "completion": " ab cd"}, {"prompt": "p2", "completion": " ab"}, {"prompt": "p3", "completion": " x"}]
-    monkeypatch.setattr(symtune.scoring, "generate_until", lambda model, tok, prompts, **kw: [" ab  cd", " ab cd", ""])
+    rows = [{"prompt": "p1", "completion": " ab cd"}, {"prompt": "p2", "completion": " ab"},
+            {"prompt": "p3", "completion": " x"}, {"prompt": "p4", "completion": " a b c d"}]
+    outputs = [" ab  cd", " ab cd", "", " a c c"]
+    monkeypatch.setattr(symtune.scoring, "generate_until", lambda model, tok, prompts, **kw: outputs)
     tokenizer = lambda text: argparse.Namespace(input_ids=text.split())  # noqa: E731
-    assert two_stage.exact_match(None, tokenizer, rows, token_budget=100) == [1, 0, 0]
+    scores = two_stage.scan_scores(None, tokenizer, rows, token_budget=100)
+    assert scores == {"exact": [1, 0, 0, 0], "symbols": [1.0, 0.5, 0.0, 0.5], "outputs": outputs}
 
 
 def test_schedules_split_the_same_steps():
@@ -219,7 +222,8 @@ def test_both_studies_run_end_to_end_resume_and_report(tmp_path, tiny_model_dir)
                                     max_actions=2, overrides=overrides)
     two = two_stage.run_two_stage(tcfg, tmp_path / "two", "symtune study two-stage")
     assert two["models"] == ["pretrained", *two_stage.SCHEDULES]
-    assert set(two["scan"]["two_stage"]) == set(two_stage.SCAN_SPLITS) and set(two["icl"]["pretrained"]) == {"natural", "symbols"}
+    assert set(two["scan"]) == set(two_stage.SCAN_METRICS) and set(two["icl"]["pretrained"]) == {"natural", "symbols"}
+    assert set(two["scan"]["symbols"]["two_stage"]) == set(two_stage.SCAN_SPLITS)
     stages = [json.loads(line)["stage"] for line in (tmp_path / "two/seed0/two_stage/model/train_log.jsonl").open()]
     assert stages == [0, 1] and len(two["losses"][0]["two_stage"]) == 2
 
@@ -227,8 +231,14 @@ def test_both_studies_run_end_to_end_resume_and_report(tmp_path, tiny_model_dir)
     text = doc.read_text()
     assert "`symtune study generalization`" in text and "`symtune study two-stage`" in text
     assert (tmp_path / "docs/results/generalization.png").stat().st_size > 0 and "](results/two_stage.png)" in text
+    assert "symbol accuracy of the greedy output" in text
     with pytest.raises(SymtuneError):
         write_report([str(tmp_path / "gen/seed0/pretrained.json")], tmp_path / "bad.md")
+    old = json.loads((tmp_path / "two/seed0/injection/scores.json").read_text())
+    old["scan"] = {split: scores["exact"] for split, scores in old["scan"].items()}  # before symbol accuracy
+    (tmp_path / "two/seed0/injection/scores.json").write_text(json.dumps(old))
+    with pytest.raises(SymtuneError, match="written by an older symtune"):
+        two_stage.run_two_stage(tcfg, tmp_path / "two", "again")
 
 
 def test_cli_builds_configs_from_flags_then_quick_then_defaults(monkeypatch):

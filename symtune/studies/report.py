@@ -7,6 +7,7 @@ from pathlib import Path
 from symtune.errors import SymtuneError
 from symtune.io import atomic_write, pyplot, read_json, save_figure
 from symtune.report import pct, table
+from symtune.studies.two_stage import SCAN_METRICS
 
 INTRO = """# Results: the sibling studies
 
@@ -16,6 +17,9 @@ error over seeds. Method and deviations: docs/method.md; protocols: symtune/stud
 """
 SCAN_SPLIT_NAMES = {"iid": "held-out commands", "add_jump": "add-jump (held-out \"jump\")",
                     "unseen_symbols": "unseen symbol strings"}
+SCAN_NOTES = {"exact": "The whole output equals the target action strings.",
+              "symbols": "The share of the target's action strings that the output has at the same position, over "
+                         "the longer of the two: partly right outputs get partial credit."}
 MODEL_NAMES = {"pretrained": "pretrained", "injection": "injection only (symbolic)",
                "one_stage": "one stage (mixed)", "two_stage": "two stages (injection → infusion)"}
 
@@ -109,9 +113,10 @@ def two_stage_section(results: dict, figures: Path, doc_dir: Path) -> str:
              f"commands per split; natural data `{cfg['natural_tasks']}`; forgetting checked on "
              f"`{cfg['forget_tasks']}` ({cfg['forget_n']} prompts per task, k={cfg['forget_k']} per class)."]
     splits = list(SCAN_SPLIT_NAMES)
-    parts += ["### SCAN with Symbol-evol prompts: exact match of the greedy output",
-              table(["model", *SCAN_SPLIT_NAMES.values()],
-                    [[MODEL_NAMES[m], *(pct(results["scan"][m][s]) for s in splits)] for m in models])]
+    for metric, name in SCAN_METRICS.items():
+        parts += [f"### SCAN with Symbol-evol prompts: {name} of the greedy output", SCAN_NOTES[metric],
+                  table(["model", *SCAN_SPLIT_NAMES.values()],
+                        [[MODEL_NAMES[m], *(pct(results["scan"][metric][m][s]) for s in splits)] for m in models])]
     conditions = list(results["icl"][models[0]])
     parts += ["### Forgetting: few-shot ICL on natural-language tasks never tuned on (rank classification)",
               table(["model", *conditions], [[MODEL_NAMES[m], *(pct(results["icl"][m][c]) for c in conditions)]
@@ -122,11 +127,12 @@ def two_stage_section(results: dict, figures: Path, doc_dir: Path) -> str:
                     [[MODEL_NAMES[m], *(f"{v:.3f}" for v in values), *["–"] * (2 - len(values))]
                      for m, values in losses.items()])]
     path = figures / "two_stage.png"
-    series = {MODEL_NAMES[m]: [(results["scan"][m][s]["mean"], results["scan"][m][s]["stderr"]) for s in splits]
-              for m in models}
+    series = {metric: {MODEL_NAMES[m]: [(results["scan"][metric][m][s]["mean"], results["scan"][metric][m][s]["stderr"])
+                                        for s in splits] for m in models} for metric in SCAN_METRICS}
     forget = {MODEL_NAMES[m]: [(results["icl"][m][c]["mean"], results["icl"][m][c]["stderr"]) for c in conditions]
               for m in models}
-    plot(path, [("SCAN exact match", [SCAN_SPLIT_NAMES[s] for s in splits], series, None),
+    plot(path, [*((f"SCAN {name}", [SCAN_SPLIT_NAMES[s] for s in splits], series[metric], None)
+                  for metric, name in SCAN_METRICS.items()),
                 ("few-shot ICL (forgetting)", conditions, forget, None)], "%")
     parts.append(f"![two-stage study]({path.relative_to(doc_dir)})")
     return "\n\n".join(parts)

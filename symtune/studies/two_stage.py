@@ -7,9 +7,11 @@ for the six actions in every prompt). Natural data: a natural-label few-shot mix
   injection   symbolic data only (Symbol-LLM's "Base")
   one_stage   symbolic and natural data mixed at `ratio` from the first step
   two_stage   symbolic only for a share of the steps, then the mixture (injection → infusion)
-Measured on the pretrained model and each schedule: exact match of the greedy output on SCAN
-commands never trained, for three splits, and few-shot ICL accuracy on natural-language tasks
-never trained (forgetting), with natural and with symbol labels.
+Measured on the pretrained model and each schedule: on SCAN commands never trained, for three
+splits, exact match of the greedy output and symbol accuracy (the share of target action strings
+the output has at the same position, over the longer of the two, which credits partly right
+outputs); and few-shot ICL accuracy on natural-language tasks never trained (forgetting), with
+natural and with symbol labels.
   iid             held-out commands without "jump", random strings as in training
   add_jump        commands that use "jump" in context (add-jump's test split)
   unseen_symbols  the iid commands, with nonsense words as the symbol strings (a new kind)
@@ -74,14 +76,23 @@ def scan_prompts(cfg: TwoStageConfig, seed: int, training: list[Example], tests:
             for i, (split, examples) in enumerate(tests.items())}
 
 
-def exact_match(model, tokenizer, rows: list[dict], token_budget: int) -> list[int]:
-    """1 where the greedy output (up to the line end) is exactly the target action strings."""
+SCAN_METRICS = {"exact": "exact match", "symbols": "symbol accuracy"}
+
+
+def symbol_accuracy(output: list[str], target: list[str]) -> float:
+    return sum(o == t for o, t in zip(output, target)) / max(len(output), len(target), 1)
+
+
+def scan_scores(model, tokenizer, rows: list[dict], token_budget: int) -> dict[str, list]:
+    """The greedy outputs (up to the line end) and, per row, exact match (1 or 0) and symbol accuracy."""
     from symtune.scoring import generate_until
 
     longest = max(len(tokenizer(row["completion"]).input_ids) for row in rows)
     outputs = generate_until(model, tokenizer, [row["prompt"] for row in rows], stop="\n",
                              max_new_tokens=longest + 2, token_budget=token_budget)
-    return [int(out.split() == row["completion"].split()) for out, row in zip(outputs, rows)]
+    pairs = [(out.split(), row["completion"].split()) for out, row in zip(outputs, rows)]
+    return {"exact": [int(o == t) for o, t in pairs], "symbols": [symbol_accuracy(o, t) for o, t in pairs],
+            "outputs": outputs}
 
 
 def forgetting_conditions(k: int):
@@ -121,7 +132,7 @@ def evaluate_model(spec: str, cfg: TwoStageConfig, prompts: dict, forget_tasks, 
     from symtune.models import load_model, model_fingerprint
 
     model, tokenizer = load_model(spec)
-    scan = {split: exact_match(model, tokenizer, rows, cfg.token_budget) for split, rows in prompts.items()}
+    scan = {split: scan_scores(model, tokenizer, rows, cfg.token_budget) for split, rows in prompts.items()}
     cache = RequestCache(cache_dir, model_fingerprint(spec))
     return {"scan": scan, "icl": icl_accuracy(model, tokenizer, forget_tasks, cfg, seed, cache)}
 
@@ -130,6 +141,14 @@ def stage_losses(log: list[dict]) -> list[float]:
     """The mean loss of the last 10 steps of each stage."""
     stages = sorted({r["stage"] for r in log})
     return [sum(tail) / len(tail) for tail in ([r["loss"] for r in log if r["stage"] == s][-10:] for s in stages)]
+
+
+def current(path: Path, scores: dict) -> dict:
+    """`scores` read from `path`, refused if an older symtune wrote them (exact match only)."""
+    if isinstance(scores["scan"]["iid"], list):
+        raise SymtuneError(f"{path} was written by an older symtune (SCAN exact match only): remove the study's "
+                           "seed folders or choose another --out")
+    return scores
 
 
 def run_seed(cfg: TwoStageConfig, seed: int, out: Path, clock: Clock) -> dict:
@@ -151,7 +170,9 @@ def run_seed(cfg: TwoStageConfig, seed: int, out: Path, clock: Clock) -> dict:
                       MixtureConfig(n=rows_needed, seed=seed, k_min=1, k_max=2, symbol_fraction=0.0, max_tokens=384),
                       eval_tasks=[t.name for t in forget_tasks], tokenizer=load_tokenizer(cfg.model))
 
-    results = {"pretrained": cached(out / "pretrained.json", lambda: evaluate_model(cfg.model, cfg, prompts, forget_tasks, seed, out / "cache"))}
+    pretrained = out / "pretrained.json"
+    results = {"pretrained": current(pretrained, cached(pretrained, lambda: evaluate_model(
+        cfg.model, cfg, prompts, forget_tasks, seed, out / "cache")))}
     clock.say(f"seed {seed}: pretrained evaluated")
     losses = {}
     for schedule in SCHEDULES:
@@ -166,20 +187,21 @@ def run_seed(cfg: TwoStageConfig, seed: int, out: Path, clock: Clock) -> dict:
                 drop_weights(folder / "model")
             return result
 
-        results[schedule] = cached(folder / "scores.json", tune_and_evaluate)
+        results[schedule] = current(folder / "scores.json", cached(folder / "scores.json", tune_and_evaluate))
         losses[schedule] = stage_losses(read_jsonl(folder / "model" / "train_log.jsonl"))
         clock.say(f"seed {seed}: {schedule} tuned and evaluated")
     return {"results": results, "losses": losses}
 
 
 def summarize(per_seed: list[dict]) -> dict:
-    """SCAN exact match per split and ICL accuracy per condition, for every model: mean and
-    standard error over seeds."""
+    """SCAN metrics per split and ICL accuracy per condition, for every model: mean and standard
+    error over seeds."""
     from symtune.evaluate import mean_se
 
     models = list(per_seed[0]["results"])
-    scan = {m: {split: mean_se([sum(s["results"][m]["scan"][split]) / len(s["results"][m]["scan"][split])
-                                for s in per_seed]) for split in SCAN_SPLITS} for m in models}
+    mean = lambda values: sum(values) / len(values)  # noqa: E731
+    scan = {metric: {m: {split: mean_se([mean(s["results"][m]["scan"][split][metric]) for s in per_seed])
+                         for split in SCAN_SPLITS} for m in models} for metric in SCAN_METRICS}
     icl = {m: {c: mean_se([s["results"][m]["icl"][c] for s in per_seed]) for c in per_seed[0]["results"][m]["icl"]}
            for m in models}
     return {"models": models, "scan": scan, "icl": icl}
