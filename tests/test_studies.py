@@ -234,6 +234,11 @@ def test_both_studies_run_end_to_end_resume_and_report(tmp_path, tiny_model_dir)
     assert "symbol accuracy of the greedy output" in text
     with pytest.raises(SymtuneError):
         write_report([str(tmp_path / "gen/seed0/pretrained.json")], tmp_path / "bad.md")
+    stale = json.loads((tmp_path / "two/results.json").read_text())
+    stale["scan"] = stale["scan"]["exact"]  # results files before symbol accuracy
+    (tmp_path / "stale.json").write_text(json.dumps(stale))
+    with pytest.raises(SymtuneError, match="older symtune"):
+        write_report([str(tmp_path / "stale.json")], tmp_path / "stale.md")
     old = json.loads((tmp_path / "two/seed0/injection/scores.json").read_text())
     old["scan"] = {split: scores["exact"] for split, scores in old["scan"].items()}  # before symbol accuracy
     (tmp_path / "two/seed0/injection/scores.json").write_text(json.dumps(old))

@@ -105,6 +105,9 @@ def augmentation_table(per_seed: list[dict]) -> str:
 
 def two_stage_section(results: dict, figures: Path, doc_dir: Path) -> str:
     cfg, models = results["config"], results["models"]
+    if set(results["scan"]) != set(SCAN_METRICS):
+        raise SymtuneError("this two-stage results file was written by an older symtune (SCAN exact match only); "
+                           "re-run `symtune study two-stage` into a fresh --out")
     parts = ["## Symbol-evol and two-stage tuning (Symbol-LLM)", run_line(results),
              f"Seeds: {cfg['seeds']}, {cfg['steps']} tuning steps per schedule (recipe `{cfg['recipe']}` "
              f"{' '.join(cfg['overrides'])}); two stages: {cfg['injection_share']:.0%} injection; mixed stages "
