@@ -137,7 +137,8 @@ def main() -> None:
     rows = [{"config": name, "tokens_per_s": t["tokens"] / t["wall"],
              "median_step_tokens_per_s": statistics.median(t["step_tokens_per_s"]),
              "speedup": None if name == "baseline" else t["tokens"] / t["wall"] / base,
-             "target": {"full": 2.0, "lora": 4.0}.get(name.removesuffix("+compile")), "tokens": t["tokens"], "seconds": round(t["wall"], 2)}
+             "target": {"full": 2.0, "lora": 4.0}.get(name.removesuffix("+compile")), "tokens": t["tokens"],
+             "seconds": round(t["wall"], 2)}
             for name, t in timings.items()]
     result = {**info, "model": "smollm2-135m-instruct", "tasks": TASKS, "steps": args.steps, "warmup": args.warmup,
               "batch_size": args.batch_size, "bf16_autocast": bf16, "attn_implementation": recipe.attn_implementation,
