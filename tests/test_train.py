@@ -1,6 +1,7 @@
 import dataclasses
 import errno
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -179,6 +180,7 @@ def test_lora_saves_an_adapter_or_a_merged_model(tiny_model_dir, mixture, tmp_pa
                                merged_from_adapter.model.layers[1].self_attn.q_proj.weight)
 
 
+@pytest.mark.skipif(not any(shutil.which(c) for c in ("g++", "clang++")), reason="torch.compile needs a C++ compiler")
 def test_compiled_layers_train_like_eager_ones(tiny_model_dir, mixture, tmp_path):
     from torch._dynamo.utils import counters
 
