@@ -12,7 +12,8 @@ FlashAttention). Full fine-tuning and LoRA.
 
 Speed is non-padding tokens (prompt + completion) per second of optimizer steps, counted
 the same way for both; the first step (kernel set-up) is left out. MFU: model FLOPs per
-second over this CPU's measured matmul rate (best of large square torch.matmul calls).
+second over this CPU's measured matmul rate (best of large square torch.matmul calls); model
+FLOPs count the weights and attention as PaLM's MFU does (flops_per_token).
 
     .venv/bin/python benchmarks/bench_tuning.py            # 30 steps per run
     .venv/bin/python benchmarks/bench_tuning.py --quick    # 3 steps per run, a few minutes
@@ -134,17 +135,29 @@ def matmul_peak(dtype: torch.dtype, sizes: tuple[int, ...], repeats: int) -> flo
     return best
 
 
-def flops_per_token(model_path: str, lora: bool) -> tuple[float, str]:
-    """Model FLOPs per trained token. N excludes the (tied) embedding / LM head matrix, which
-    symtune applies to the supervised positions only; attention scores are left out too."""
+def attention_span(tokenizer, rows: list[dict]) -> float:
+    """Keys per trained token, averaged over tokens: a sample of t tokens attends over t (PaLM's
+    MFU does not discount causal masking), so the mean is sum(t^2) / sum(t)."""
+    lengths = [len(tokenizer(r["prompt"] + r["completion"]).input_ids) for r in rows]
+    return sum(t * t for t in lengths) / sum(lengths)
+
+
+def flops_per_token(model_path: str, lora: bool, span: float) -> tuple[float, str]:
+    """Model FLOPs per trained token, PaLM's way: 6 N for the weights plus 12 L H Q T for attention
+    (T = `span`). N excludes the (tied) embedding / LM head matrix, which symtune applies to the
+    supervised positions only. Attention has no weights, so LoRA does not shrink its part."""
     from peft import get_peft_model
 
     model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    config = model.config
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    attention = 12 * config.num_hidden_layers * config.num_attention_heads * head_dim * span
     n_base = sum(p.numel() for p in model.parameters()) - model.get_input_embeddings().weight.numel()
     if not lora:
-        return 6 * n_base, "6 N (forward 2N, backward 4N)"
+        return 6 * n_base + attention, f"6 N + 12 L H Q T (T = {span:.0f})"
     n_lora = sum(p.numel() for p in get_peft_model(model, lora_config()).parameters() if p.requires_grad)
-    return 4 * n_base + 6 * n_lora, "4 N + 6 N_lora (frozen weights: forward 2N and input gradients 2N, no weight gradients)"
+    return 4 * n_base + 6 * n_lora + attention, \
+        f"4 N + 6 N_lora + 12 L H Q T (T = {span:.0f}; frozen weights get input gradients only)"
 
 
 def plot(curves: dict, rows: list[dict]):
@@ -194,9 +207,10 @@ def main():
     with tempfile.TemporaryDirectory(prefix="bench_tuning.") as tmp:
         workdir = Path(tmp)
         mixture = build_rows(tokenizer, args.steps * args.batch_size, args.max_tokens, workdir)
+        span = attention_span(tokenizer, mixture)
         for mode in ("full", "lora"):
             lora = mode == "lora"
-            flops, accounting = flops_per_token(model_path, lora)
+            flops, accounting = flops_per_token(model_path, lora, span)
             for run in RUNS:
                 load = round(os.getloadavg()[0], 2)
                 if run.startswith("symtune"):

@@ -48,3 +48,19 @@ def test_symtune_and_trl_train_on_the_same_tokens(tmp_path, tokenizer):
     assert sum(r["tokens"] for r in ours) == sum(r["tokens"] for r in theirs) == sum(
         len(tokenizer(r["prompt"] + r["completion"]).input_ids) for r in rows)
     assert all(math.isfinite(r["loss"]) and r["seconds"] > 0 for r in ours + theirs)
+
+
+def test_mfu_counts_weights_and_attention_as_palm(tmp_path, tokenizer):
+    pytest.importorskip("trl")
+    from bench_tuning import attention_span, flops_per_token
+
+    rows = [{"prompt": "Input: a\nOutput:", "completion": " 1"}, {"prompt": "Input: a b c d e f\nOutput:", "completion": " 2"}]
+    lengths = [len(tokenizer(r["prompt"] + r["completion"]).input_ids) for r in rows]
+    span = attention_span(tokenizer, rows)
+    assert span == pytest.approx(sum(t * t for t in lengths) / sum(lengths)) and min(lengths) < span < max(lengths)
+    model_dir = str(save_tiny_model(tmp_path / "model", tokenizer))
+    config = AutoModelForCausalLM.from_pretrained(model_dir).config
+    full, _ = flops_per_token(model_dir, lora=False, span=span)
+    full_no_attention, _ = flops_per_token(model_dir, lora=False, span=0)
+    assert full - full_no_attention == pytest.approx(12 * config.num_hidden_layers * config.hidden_size * span)
+    assert flops_per_token(model_dir, lora=True, span=span)[0] < full

@@ -2,6 +2,7 @@
 plots, each table beside the command that produced it and its wall time. Every number comes
 from a results file."""
 
+import textwrap
 from pathlib import Path
 
 from symtune.errors import SymtuneError
@@ -41,7 +42,7 @@ def plot(path: Path, panels: list[tuple[str, list[str], dict[str, list], list[fl
         for i, level in enumerate(chance or []):
             ax.hlines(100 * level, i - 0.45, i + 0.45, colors="k", linestyles="--", linewidth=1,
                       label="chance" if i == 0 else None)
-        ax.set_xticks(range(len(xs)), xs, fontsize=8)
+        ax.set_xticks(range(len(xs)), [textwrap.fill(x, 16) for x in xs], fontsize=8)
         ax.set_title(title, fontsize=10)
         ax.set_ylim(0, 100)
         ax.grid(axis="y", alpha=0.3)
