@@ -6,9 +6,10 @@ no warm-up), optimizer (AdamW), gradient clipping, dtype (fp32 weights, bf16 aut
 LoRA config, loss on the completion tokens only. symtune packs prompts into rows with
 block-diagonal attention and runs the LM head on the supervised positions only; it runs twice:
 eager, and with the recipe's `compile: true` (each decoder layer through torch.compile, whose
-compiling falls in the untimed first step). TRL otherwise keeps its defaults, run twice:
-gradient checkpointing on (its default) and off ("tuned"); no packing (unsafe without
-FlashAttention). Full fine-tuning and LoRA.
+compiling falls in the untimed first step). TRL reads the prompts in symtune's order
+(sequential sampling), so both train on the same prompts at every step and the loss curves
+must overlay. Otherwise TRL keeps its defaults, run twice: gradient checkpointing on (its
+default) and off ("tuned"); no packing (unsafe without FlashAttention). Full fine-tuning and LoRA.
 
 Speed is non-padding tokens (prompt + completion) per second of optimizer steps, counted
 the same way for both; the first step (kernel set-up) is left out. MFU: model FLOPs per
@@ -46,6 +47,7 @@ from symtune.mixture import MixtureConfig, build_mixture
 from symtune.models import load_tokenizer, resolve_model
 from symtune.tasks.registry import load_task_list
 from symtune.train import load_recipe, tune
+from symtune.train.data import TrainingData
 
 TASKS = ("sst2", "trec", "snli", "ag_news")  # tuning-pool tasks from ../shared/data
 RUNS = ("symtune", "symtune+compile", "trl-default", "trl-no-checkpointing")
@@ -65,14 +67,26 @@ def build_rows(tokenizer, n: int, max_tokens: int, workdir: Path) -> list[dict]:
     return rows
 
 
-def run_symtune(model_path: str, workdir: Path, args, lora: bool, compile: bool = False) -> list[dict]:
-    recipe = load_recipe("cpu-small", {
+def symtune_recipe(args, lora: bool, compile: bool = False):
+    return load_recipe("cpu-small", {
         "max_steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "scheduler": "linear",
         "warmup_steps": 0, "weight_decay": 0.0, "max_grad_norm": 1.0, "lora": lora, "bf16": args.bf16,
         "save_every": args.steps + 1, "seed": 0, "compile": compile,
     })
+
+
+def in_symtune_order(rows: list[dict], tokenizer, workdir: Path, args) -> list[dict]:
+    """The mixture's rows in the order symtune's schedule takes them. TRL reads them in that order
+    (sequential sampling), so both tools train on the same prompts at every step and their loss
+    curves can be laid over each other."""
+    training = TrainingData(symtune_recipe(args, lora=False), workdir / "mixture", tokenizer, context=1 << 20)
+    assert not training.skipped and len(training.samples) == len(rows)  # sample i is row i
+    return [rows[i] for step in training.schedule for i in step]
+
+
+def run_symtune(model_path: str, workdir: Path, args, lora: bool, compile: bool = False) -> list[dict]:
     name = f"symtune-{'lora' if lora else 'full'}{'-compile' if compile else ''}"
-    out = tune(model_path, workdir / "mixture", workdir / name, recipe, progress=False)
+    out = tune(model_path, workdir / "mixture", workdir / name, symtune_recipe(args, lora, compile), progress=False)
     return [{"step": r["step"], "loss": r["loss"], "tokens": r["tokens"], "seconds": r["seconds"]}
             for r in read_jsonl(out / "train_log.jsonl")]
 
@@ -94,8 +108,8 @@ def run_trl(model_path: str, tokenizer, rows: list[dict], workdir: Path, args, l
     config = SFTConfig(
         output_dir=str(workdir / "trl"), max_steps=args.steps, per_device_train_batch_size=args.batch_size,
         gradient_accumulation_steps=1, learning_rate=args.lr, bf16=args.bf16, gradient_checkpointing=checkpointing,
-        use_cpu=True, seed=0, logging_steps=1, include_num_input_tokens_seen="non_padding", save_strategy="no",
-        disable_tqdm=True,
+        train_sampling_strategy="sequential", use_cpu=True, seed=0, logging_steps=1,
+        include_num_input_tokens_seen="non_padding", save_strategy="no", disable_tqdm=True,
     )
     timer = StepTimer()
     trainer = SFTTrainer(
@@ -206,7 +220,8 @@ def main():
     curves, rows = {}, []
     with tempfile.TemporaryDirectory(prefix="bench_tuning.") as tmp:
         workdir = Path(tmp)
-        mixture = build_rows(tokenizer, args.steps * args.batch_size, args.max_tokens, workdir)
+        mixture = in_symtune_order(build_rows(tokenizer, args.steps * args.batch_size, args.max_tokens, workdir),
+                                   tokenizer, workdir, args)
         span = attention_span(tokenizer, mixture)
         for mode in ("full", "lora"):
             lora = mode == "lora"

@@ -74,7 +74,8 @@ def run(config_path: str) -> None:
         write_results(results, out / suite)
         plots = report([str(out / suite / "results.json")], DOCS / "results" / cfg["name"])
         images = "\n".join(f"![{suite}]({cfg['name']}/{p.name})" for p in plots)
-        sections.append(f"{markdown(results)}\n\n{images}\n\nEvaluation wall time: {time.perf_counter() - started:.0f} s.")
+        wall = f"Evaluation wall time of this run: {time.perf_counter() - started:.0f} s (cached requests are not scored again)."
+        sections.append(f"{markdown(results)}\n\n{images}\n\n{wall}")
     write_section(cfg, config_path, tuning, held_out, walls, sections)
 
 

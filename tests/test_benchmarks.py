@@ -1,7 +1,6 @@
 """The benchmarks compare like with like: on a tiny model, lm-eval's scores line up with symtune's
 request by request, and TRL and symtune count the same tokens. Skipped without the bench extras."""
 
-import math
 import sys
 from argparse import Namespace
 from pathlib import Path
@@ -33,21 +32,24 @@ def test_lm_eval_scores_line_up_with_symtune(tiny_model_dir, tokenizer):
     assert max(abs(a - b) for x, y in zip(ours, theirs) for a, b in zip(x, y)) < 1e-4
 
 
-def test_symtune_and_trl_train_on_the_same_tokens(tmp_path, tokenizer):
+@pytest.mark.parametrize("lora", [False, True])
+def test_symtune_and_trl_train_on_the_same_tokens_with_the_same_losses(tmp_path, tokenizer, lora):
     pytest.importorskip("trl")
-    from bench_tuning import run_symtune, run_trl
+    from bench_tuning import in_symtune_order, run_symtune, run_trl
 
     model = str(save_tiny_model(tmp_path / "model", tokenizer))
     rows = [{"prompt": f"Input: example {i} {'word ' * i}\nOutput:", "completion": f" {i * 37}{tokenizer.eos_token}"}
-            for i in range(4)]
+            for i in range(6)]
     write_jsonl(tmp_path / "mixture" / "train.jsonl", rows)
-    args = Namespace(steps=2, batch_size=2, lr=1e-3, bf16=False)  # LoRA on one side only: tokens do not depend on it
-    ours = run_symtune(model, tmp_path, args, lora=False)
-    theirs = run_trl(model, tokenizer, rows, tmp_path, args, lora=True, checkpointing=True)
-    assert len(ours) == len(theirs) == 2
-    assert sum(r["tokens"] for r in ours) == sum(r["tokens"] for r in theirs) == sum(
-        len(tokenizer(r["prompt"] + r["completion"]).input_ids) for r in rows)
-    assert all(math.isfinite(r["loss"]) and r["seconds"] > 0 for r in ours + theirs)
+    args = Namespace(steps=3, batch_size=2, lr=1e-2, bf16=False)
+    ordered = in_symtune_order(rows, tokenizer, tmp_path, args)
+    assert sorted(r["prompt"] for r in ordered) == sorted(r["prompt"] for r in rows)
+    ours = run_symtune(model, tmp_path, args, lora=lora)
+    theirs = run_trl(model, tokenizer, ordered, tmp_path, args, lora=lora, checkpointing=True)
+    assert [r["tokens"] for r in ours] == [r["tokens"] for r in theirs]
+    assert sum(r["tokens"] for r in ours) == sum(len(tokenizer(r["prompt"] + r["completion"]).input_ids) for r in rows)
+    assert [r["loss"] for r in ours] == pytest.approx([r["loss"] for r in theirs], rel=1e-3)
+    assert all(r["seconds"] > 0 for r in ours + theirs)
 
 
 def test_mfu_counts_weights_and_attention_as_palm(tmp_path, tokenizer):
