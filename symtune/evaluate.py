@@ -108,20 +108,42 @@ def check_task(task: Task, cond: Condition, cfg: EvalConfig) -> None:
         )
 
 
-def classification_items(task: Task, cond: Condition, seed: int, cfg: EvalConfig) -> list[dict]:
+def classification_items(task: Task, cond: Condition, seed: int, cfg: EvalConfig, skip=frozenset()) -> list[dict]:
     prompts = build_eval_prompts(task, n=cfg.n, k=cond.k, setting=cond.setting, seed=seed, fmt=cfg.fmt,
-                                 max_tokens=cfg.max_prompt_tokens)
+                                 max_tokens=cfg.max_prompt_tokens, skip=skip)
     items = []
-    for prompt, query in zip(prompts, eval_queries(task, cfg.n, seed)):
+    for prompt in prompts:
         item = {"text": prompt.text, "target": prompt.target, "candidates": prompt.candidates,
-                "answer": prompt.answer, "format": prompt.format}
+                "answer": prompt.answer, "format": prompt.format, "position": prompt.position}
         if cfg.calibrate:  # the query's block, and the same block with the input replaced by "N/A"
-            item["query"] = render(prompt.format, input_text(query))
+            item["query"] = render(prompt.format, input_text(prompt.query))
             item["content_free"] = render(prompt.format, CONTENT_FREE)
             if not prompt.text.endswith(item["query"]):
                 raise SymtuneError(f"task {task.name}: the prompt does not end with its query; cannot calibrate")
         items.append(item)
     return items
+
+
+def too_long_positions(task: Task, conditions: list[Condition], seed: int, cfg: EvalConfig) -> frozenset[int]:
+    """Query positions whose prompt does not fit max_prompt_tokens in some condition. Every
+    condition passes over all of them, so all conditions score the same queries."""
+    skip = frozenset()
+    while True:
+        passed_over = set()
+        for cond in conditions:
+            positions = [item["position"] for item in classification_items(task, cond, seed, cfg, skip)]
+            examined = positions[-1] + 1 if len(positions) == cfg.n else len(task.test)  # short: it saw them all
+            passed_over |= set(range(examined)) - set(positions)
+        if passed_over <= skip:
+            break
+        skip |= passed_over
+    if len(skip) == len(task.test):
+        raise SymtuneError(f"task {task.name}: no query's prompt fits {cfg.max_prompt_tokens} tokens even with one "
+                           f"exemplar per class; raise --max-prompt-tokens")
+    if skip:
+        print(f"symtune: {task.name}, seed {seed}: passed over {len(skip)} queries whose prompt does not fit "
+              f"{cfg.max_prompt_tokens} tokens even with one exemplar per class", file=sys.stderr)
+    return skip
 
 
 def candidate_sets(task: Task) -> dict:
@@ -151,15 +173,23 @@ def build_items(tasks: list[Task], cfg: EvalConfig) -> tuple[list[Condition], li
     """The suite's conditions and every prompt to score, in a fixed order. Raises on any
     task the suite cannot evaluate before a model is loaded."""
     conditions = suite_conditions(cfg.suite, cfg.k)
+    chosen = {}  # condition name -> the tasks it evaluates
+    for cond in conditions:
+        chosen[cond.name] = [t for t in tasks if not cond.binary_only or len(t.labels) == 2]
+        if not chosen[cond.name]:
+            raise SymtuneError(f"the {cfg.suite} suite needs binary tasks; none of {', '.join(t.name for t in tasks)} is")
+        for task in chosen[cond.name]:
+            check_task(task, cond, cfg)
+    skips = {}
+    for task in tasks:
+        own = [c for c in conditions if not c.generation and (not c.binary_only or len(task.labels) == 2)]
+        for seed in cfg.seeds:
+            skips[task.name, seed] = too_long_positions(task, own, seed, cfg) if cfg.max_prompt_tokens else frozenset()
     items = []
     for cond in conditions:
-        chosen = [t for t in tasks if not cond.binary_only or len(t.labels) == 2]
-        if not chosen:
-            raise SymtuneError(f"the {cfg.suite} suite needs binary tasks; none of {', '.join(t.name for t in tasks)} is")
-        for task in chosen:
-            check_task(task, cond, cfg)
+        for task in chosen[cond.name]:
             for seed in cfg.seeds:
-                build = generation_items if cond.generation else classification_items
+                build = generation_items if cond.generation else partial(classification_items, skip=skips[task.name, seed])
                 for i, item in enumerate(build(task, cond, seed, cfg)):
                     items.append({"id": f"{cond.name}/{task.name}/{seed}/{i}", "task": task.name, "condition": cond.name,
                                   "seed": seed, "generation": cond.generation, **item})

@@ -11,7 +11,7 @@ One place decides what a prompt looks like (papers.md §1.4, §2.2, §6.4 decisi
 import math
 import random
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from symtune.errors import SymtuneError
 from symtune.symbols import SymbolPool, eval_pool
@@ -68,6 +68,8 @@ class Prompt:
     format: str = ""
     k: int = 0  # exemplars per class asked for
     n_exemplars: int = 0  # exemplars shown (fewer if the token budget dropped some)
+    query: Example | None = None  # evaluation prompts: the query and its position in the seeded order
+    position: int = -1
 
     @property
     def completion(self) -> str:
@@ -253,8 +255,8 @@ def build_generation_prompt(task: Task, query: Example, rng: random.Random, *, k
     return Prompt(text=text + render(fmt, input_text(query)), target=query.label, candidates=[], answer=-1, format=fmt, k=k, n_exemplars=k)
 
 
-def eval_queries(task: Task, n: int, seed: int) -> list[Example]:
-    """The first n test examples in a seeded order (all of them if fewer)."""
+def eval_queries(task: Task, n: int | None, seed: int) -> list[Example]:
+    """The first n test examples in a seeded order (all of them if fewer, or if n is None)."""
     if not task.test:
         raise SymtuneError(f"task {task.name} has no test split to evaluate on")
     order = list(task.test)
@@ -273,15 +275,24 @@ def build_eval_prompts(
     pool: SymbolPool | None = None,
     max_tokens: int | None = None,
     count_tokens: Callable[[str], int] | None = None,
+    skip: frozenset[int] = frozenset(),
 ) -> list[Prompt]:
-    """n seeded prompts for a task. The same (seed, task, i) gives the same query, format and
-    exemplars in every setting and for every model; only the presented labels differ."""
+    """n seeded prompts for a task: the queries of a seeded order, passing over the positions in
+    `skip` and any query whose prompt does not fit max_tokens even with one exemplar per class.
+    The same (seed, task, position) gives the same query, format and exemplars in every setting
+    and for every model; only the presented labels differ."""
     prompts = []
-    for i, query in enumerate(eval_queries(task, n, seed)):
+    for i, query in enumerate(eval_queries(task, None, seed)):
+        if len(prompts) == n:
+            break
+        if i in skip:
+            continue
         rng = random.Random(f"{seed}/{task.name}/{i}/exemplars")
         label_rng = random.Random(f"{seed}/{task.name}/{i}/labels")
-        prompts.append(
-            build_prompt(task, query, rng, k=k, setting=setting, fmt=fmt, pool=pool, label_rng=label_rng,
-                         max_tokens=max_tokens, count_tokens=count_tokens)
-        )
+        try:
+            prompt = build_prompt(task, query, rng, k=k, setting=setting, fmt=fmt, pool=pool, label_rng=label_rng,
+                                  max_tokens=max_tokens, count_tokens=count_tokens)
+        except PromptTooLong:
+            continue
+        prompts.append(replace(prompt, query=query, position=i))
     return prompts

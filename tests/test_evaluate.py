@@ -11,8 +11,8 @@ from helpers import toy_task
 
 from symtune.errors import SymtuneError
 from symtune.evaluate import (
-    CONTENT_FREE, EvalConfig, RequestCache, add_eval_parser, aggregate, build_items, check_unseen, evaluate,
-    suite_conditions,
+    CONTENT_FREE, EvalConfig, RequestCache, add_eval_parser, aggregate, build_items, check_unseen,
+    classification_items, evaluate, suite_conditions,
 )
 from symtune.models import load_model
 from symtune.prompts import SEPARATOR
@@ -258,3 +258,20 @@ def test_eval_and_report_commands(tiny_model_dir, tmp_path, capsys):
     with pytest.raises(SymtuneError, match="needs --tasks"):
         args = parser.parse_args(["eval", "--suite", "grid", "--model", "m", "--out", str(out)])
         args.func(args)
+
+
+def test_queries_too_long_in_any_setting_are_passed_over_in_all(capsys):
+    task = toy_task("bin", per_class=12, instruction="Decide whether the text is good or bad. " * 4)
+    long_text = "a very long review " * 60  # fits with one exemplar per class without the instruction only
+    task.test[3] = Example(long_text, task.test[3].label)
+    cfg = EvalConfig(suite="grid", n=len(task.test), k=2, seeds=(0,), max_prompt_tokens=450)
+    conditions, items = build_items([task], cfg)
+    positions = {c.name: [i["position"] for i in items if i["condition"] == c.name] for c in conditions}
+    assert all(p == positions[conditions[0].name] for p in positions.values())
+    assert len(positions[conditions[0].name]) == len(task.test) - 1
+    assert not any(long_text in i["text"] for i in items)
+    assert "passed over 1 queries" in capsys.readouterr().err
+    without_instruction = next(c for c in conditions if not c.setting.instruction)
+    assert any(long_text in i["text"] for i in classification_items(task, without_instruction, 0, cfg))
+    with pytest.raises(SymtuneError, match="no query's prompt fits"):
+        build_items([task], EvalConfig(suite="grid", n=4, k=2, seeds=(0,), max_prompt_tokens=20))
