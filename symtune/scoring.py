@@ -262,15 +262,18 @@ def score_tree(model, encoded: list[Encoded], cache, mask, last, pad_value: int)
     device = model.device
     trees = [tree_layout(e) for e in encoded]
     width = max(len(t.ids) for t in trees)
-    # The logits that predict: row r's last prefix logits at r, then tree slot i of row r at R + r * width + i.
-    sources = [len(trees) + r * width + i if i >= 0 else r for r, t in enumerate(trees) for i in t.sources]
+    # Only the tree slots that predict a scored token go through the LM head (not the tails).
+    keep = sorted({i for t in trees for i in t.sources if i >= 0})
+    column = {i: c for c, i in enumerate(keep)}
+    # The logits that predict: row r's last prefix logits at r, then kept slot i of row r at R + r * len(keep) + column[i].
+    sources = [len(trees) + r * len(keep) + column[i] if i >= 0 else r for r, t in enumerate(trees) for i in t.sources]
     predicting = last
-    if width:
+    if keep:
         ids, _ = pad([t.ids for t in trees], pad_value)
         positions, _ = pad([t.positions for t in trees], 0)
         logits = model(input_ids=ids.to(device), position_ids=(positions.to(device) + mask.sum(-1, keepdim=True)),
                        attention_mask=tree_mask(trees, mask, width, model.dtype, model.config._attn_implementation == "eager").to(device),
-                       past_key_values=cache, use_cache=True).logits
+                       past_key_values=cache, use_cache=True, logits_to_keep=torch.tensor(keep, device=device)).logits
         predicting = torch.cat([last, logits.flatten(0, 1)])
     logprobs = torch.log_softmax(predicting[torch.tensor(sources, device=device)].float(), dim=-1)
     targets = torch.tensor([i for t in trees for i in t.targets], device=device)
@@ -292,13 +295,20 @@ def score_copies(model, encoded: list[Encoded], cache, mask, last, pad_value: in
     cache.batch_select_indices(owner)
     mask, last = mask[owner], last[owner]
     ids, row_mask = (t.to(device) for t in pad(rows, pad_value))
+    scored = last_n_mask(list(map(len, rows)), [len(c) for e in encoded for c in e.continuations], ids.shape[1])
+    # Column j of the logits predicts ids[:, j]: column 0 is the prefix's last logits, column j > 0
+    # comes from the rows' token j - 1. Only columns that predict a scored token go through the LM
+    # head; over whole tails it would cost rows x tail x vocabulary (gigabytes for a 262k vocabulary).
+    columns = scored.any(0).nonzero().squeeze(-1)
+    keep = (columns[columns > 0] - 1).to(device)
     logits = last.unsqueeze(1)
-    if ids.shape[1] > 1:
+    if len(keep):
         rest = model(input_ids=ids[:, :-1], attention_mask=torch.cat([mask, row_mask[:, :-1]], 1),
-                     position_ids=positions_after(mask, row_mask[:, :-1]), past_key_values=cache, use_cache=True).logits
+                     position_ids=positions_after(mask, row_mask[:, :-1]), past_key_values=cache, use_cache=True,
+                     logits_to_keep=keep).logits
         logits = torch.cat([logits, rest], dim=1)
-    scored = [len(c) for e in encoded for c in e.continuations]
-    return continuation_scores(logits, ids, last_n_mask(list(map(len, rows)), scored, ids.shape[1]).to(device))
+    kept = torch.cat([torch.zeros(1, dtype=torch.long, device=device), keep + 1])
+    return continuation_scores(logits, ids[:, kept], scored.to(device)[:, kept])
 
 
 @torch.inference_mode()

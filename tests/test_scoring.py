@@ -72,6 +72,20 @@ def test_tails_of_different_lengths_batch_together(model, tokenizer):
     assert_same_scores(score_requests(model, tokenizer, requests, token_budget=1), naive)
 
 
+def test_the_lm_head_sees_only_positions_that_predict_a_label(model, tokenizer):
+    # A long tail (a boolq passage) must not put rows x tail x vocabulary logits in memory.
+    tail = "Input: " + "a long passage to read " * 20 + "\nOutput:"
+    request = Request(REQUESTS[0][0].rsplit("Input:", 1)[0], REQUESTS[0][1], [tail, "Input: N/A\nOutput:"])
+    widths = []
+    hook = model.get_output_embeddings().register_forward_hook(lambda m, args, out: widths.append(out.shape[-2]))
+    try:
+        (scores,) = score_requests(model, tokenizer, [request])
+    finally:
+        hook.remove()
+    assert_same_scores([scores], score_requests_naive(model, tokenizer, [request]))
+    assert max(widths) <= max(scores.num_tokens) * len(scores.num_tokens)
+
+
 def test_a_merge_across_the_boundary_moves_the_split_back(model, tokenizer):
     # "wor" + "ld" tokenize as one word, so the context's last token is not shared with the joint text.
     context, conts = "Say hello wor", ["ld", "k", "ds"]
