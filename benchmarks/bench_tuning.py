@@ -14,7 +14,8 @@ default) and off ("tuned"); no packing (unsafe without FlashAttention). Full fin
 Speed is non-padding tokens (prompt + completion) per second of optimizer steps, counted
 the same way for both; the first step (kernel set-up) is left out. MFU: model FLOPs per
 second over this CPU's measured matmul rate (best of large square torch.matmul calls); model
-FLOPs count the weights and attention as PaLM's MFU does (flops_per_token).
+FLOPs count the weights and attention as PaLM's MFU does (flops_per_token). The same FLOP/s are
+also given as a share of the rate the CPU reaches at the model's own (narrow) layer shapes.
 
     .venv/bin/python benchmarks/bench_tuning.py            # 30 steps per run
     .venv/bin/python benchmarks/bench_tuning.py --quick    # 3 steps per run, a few minutes
@@ -149,6 +150,21 @@ def matmul_peak(dtype: torch.dtype, sizes: tuple[int, ...], repeats: int) -> flo
     return best
 
 
+def layer_matmul_rate(model_path: str, tokens: int, dtype: torch.dtype, repeats: int) -> float:
+    """FLOP/s of one decoder layer's own matmuls (tokens x in -> out for each of its linear
+    weights, best of `repeats`): what this CPU reaches at the model's shapes, which are far
+    narrower than the square peak's."""
+    model = AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32)
+    layer = model.get_decoder().layers[0]
+    flops = seconds = 0.0
+    for linear in (m for m in layer.modules() if isinstance(m, torch.nn.Linear)):
+        x, w = torch.randn(tokens, linear.in_features, dtype=dtype), linear.weight.detach().to(dtype).T.contiguous()
+        torch.matmul(x, w)
+        flops += 2 * tokens * linear.in_features * linear.out_features
+        seconds += min(timed(torch.matmul, x, w)[1] for _ in range(repeats))
+    return flops / seconds
+
+
 def attention_span(tokenizer, rows: list[dict]) -> float:
     """Keys per trained token, averaged over tokens: a sample of t tokens attends over t (PaLM's
     MFU does not discount causal masking), so the mean is sum(t^2) / sum(t)."""
@@ -217,6 +233,9 @@ def main():
 
     model_path = resolve_model(args.model)
     tokenizer = load_tokenizer(model_path)
+    dtype = torch.bfloat16 if args.bf16 else torch.float32
+    layer_rate = layer_matmul_rate(model_path, args.batch_size * args.max_tokens, dtype, repeats)
+    print(f"matmul rate at the model's layer shapes: {layer_rate / 1e9:.0f} GFLOP/s")
     curves, rows = {}, []
     with tempfile.TemporaryDirectory(prefix="bench_tuning.") as tmp:
         workdir = Path(tmp)
@@ -240,7 +259,8 @@ def main():
                              "mean_tokens_per_step": sum(r["tokens"] for r in log) / len(log),
                              "final_loss": sum(r["loss"] for r in log[-5:]) / len(log[-5:]),
                              "model_flops_per_token": flops, "flops_accounting": accounting,
-                             "mfu": speed * flops / peak["bf16" if args.bf16 else "fp32"]})
+                             "mfu": speed * flops / peak["bf16" if args.bf16 else "fp32"],
+                             "share_of_layer_matmul_rate": speed * flops / layer_rate})
                 print(f"{mode} {run}: {speed:.0f} tokens/s, final loss {rows[-1]['final_loss']:.3f}", flush=True)
             base = {r["run"]: r["tokens_per_s"] for r in rows if r["mode"] == mode}
             for r in rows[-len(RUNS):]:
@@ -250,13 +270,14 @@ def main():
     summary = table(rows, [
         ("mode", "mode", "s"), ("run", "run", "s"), ("tokens/s", "tokens_per_s", ".0f"),
         ("vs TRL default", "speedup_vs_trl_default", ".2f"), ("vs TRL no-ckpt", "speedup_vs_trl_no_checkpointing", ".2f"),
-        ("final loss", "final_loss", ".3f"), ("MFU", "mfu", ".1%"), ("load before", "load_average_before", ".1f"),
+        ("final loss", "final_loss", ".3f"), ("MFU", "mfu", ".1%"),
+        ("MFU at layer shapes", "share_of_layer_matmul_rate", ".0%"), ("load before", "load_average_before", ".1f"),
     ])
     print(summary)
     result = {**info, "model": args.model, "tasks": TASKS, "steps": args.steps, "batch_size": args.batch_size,
               "lr": args.lr, "max_tokens": args.max_tokens, "bf16_autocast": args.bf16,
               "targets": {"vs_trl_default": 2.0, "vs_trl_no_checkpointing": 1.5, "mfu": 0.3},
-              "matmul_peak_flops": peak, "results": rows, "loss_curves": curves}
+              "matmul_peak_flops": peak, "layer_matmul_flops": layer_rate, "results": rows, "loss_curves": curves}
     save(result, plot(curves, rows), summary)
 
 

@@ -31,9 +31,11 @@ def provenance(result: dict, file: str) -> str:
 
 
 def trl_title(result: dict) -> str:
-    peak = result["matmul_peak_flops"]
+    peak, layer = result["matmul_peak_flops"], result.get("layer_matmul_flops")
+    shapes = (f"; at the model's own layer shapes it reaches {layer / 1e9:.0f} GFLOP/s, the last column's "
+              "denominator") if layer else ""
     return ("**Tuning vs TRL `SFTTrainer`** (same mixture, batch, lr, steps, dtype; MFU against this CPU's measured "
-            f"matmul peak: fp32 {peak['fp32'] / 1e9:.0f}, bf16 {peak['bf16'] / 1e9:.0f} GFLOP/s):")
+            f"matmul peak: fp32 {peak['fp32'] / 1e9:.0f}, bf16 {peak['bf16'] / 1e9:.0f} GFLOP/s{shapes}):")
 
 
 SECTIONS = [  # (results name, title, the table's rows, its columns: (heading, key, format))
@@ -55,7 +57,8 @@ SECTIONS = [  # (results name, title, the table's rows, its columns: (heading, k
      lambda r: r["results"], [("mode", "mode", ""), ("run", "run", ""), ("tokens/s", "tokens_per_s", ".0f"),
                               ("× TRL default", "speedup_vs_trl_default", ".2f"),
                               ("× TRL no checkpointing", "speedup_vs_trl_no_checkpointing", ".2f"),
-                              ("MFU", "mfu", ".0%"), ("final loss", "final_loss", ".3f")]),
+                              ("MFU", "mfu", ".0%"), ("final loss", "final_loss", ".3f"),
+                              ("MFU at layer shapes", "share_of_layer_matmul_rate", ".0%")]),
 ]
 
 

@@ -6,6 +6,7 @@ from argparse import Namespace
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import save_tiny_model
 from transformers import AutoModelForCausalLM
 
@@ -66,3 +67,16 @@ def test_mfu_counts_weights_and_attention_as_palm(tmp_path, tokenizer):
     full_no_attention, _ = flops_per_token(model_dir, lora=False, span=0)
     assert full - full_no_attention == pytest.approx(12 * config.num_hidden_layers * config.hidden_size * span)
     assert flops_per_token(model_dir, lora=True, span=span)[0] < full
+
+
+def test_layer_matmul_rate_times_each_linear_shape_of_a_decoder_layer(tmp_path, tokenizer, monkeypatch):
+    pytest.importorskip("trl")
+    import bench_tuning
+
+    model_dir = str(save_tiny_model(tmp_path / "model", tokenizer))
+    layer = AutoModelForCausalLM.from_pretrained(model_dir).get_decoder().layers[0]
+    linears = [m for m in layer.modules() if m.__class__.__name__ == "Linear"]
+    monkeypatch.setattr(bench_tuning, "timed", lambda fn, *args: (fn(*args), 1e-3))
+    rate = bench_tuning.layer_matmul_rate(model_dir, tokens=16, dtype=torch.float32, repeats=2)
+    assert len(linears) >= 4  # q, k, v, o and the MLP
+    assert rate == pytest.approx(sum(2 * 16 * m.in_features * m.out_features for m in linears) / (len(linears) * 1e-3))
