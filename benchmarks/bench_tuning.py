@@ -201,7 +201,7 @@ def plot(curves: dict, rows: list[dict]):
         ax.set_ylabel("loss on completion tokens")
         ax.legend()
     axes[2].barh([f"{r['mode']} {r['run']}" for r in rows][::-1], [r["tokens_per_s"] for r in rows][::-1],
-                 color=["C0", "C3", "C1", "C2"][::-1] * 2)
+                 color=["C0", "C1", "C2", "C3"][::-1] * 2)  # each run's colour in the loss panels
     axes[2].set_xlabel("tokens / s (non-padding)")
     axes[2].set_title("speed")
     fig.tight_layout()

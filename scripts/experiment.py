@@ -72,7 +72,8 @@ def run(config_path: str) -> None:
         results = evaluate([str(m) for m in models.values()], tasks, ecfg, cache_dir=cache, progress=True)
         results["models"] = {row: results["models"][str(m)] for row, m in models.items()}  # rows by name
         write_results(results, out / suite)
-        plots = report([str(out / suite / "results.json")], DOCS / "results" / cfg["name"])
+        metric = "acc_gen" if suite == "algorithmic" else "acc"  # BIG-bench: exact match, the paper's metric
+        plots = report([str(out / suite / "results.json")], DOCS / "results" / cfg["name"], metric)
         images = "\n".join(f"![{suite}]({cfg['name']}/{p.name})" for p in plots)
         wall = f"Evaluation wall time of this run: {time.perf_counter() - started:.0f} s (cached requests are not scored again)."
         sections.append(f"{markdown(results)}\n\n{images}\n\n{wall}")

@@ -114,7 +114,8 @@ def classification_items(task: Task, cond: Condition, seed: int, cfg: EvalConfig
     items = []
     for prompt in prompts:
         item = {"text": prompt.text, "target": prompt.target, "candidates": prompt.candidates,
-                "answer": prompt.answer, "format": prompt.format, "position": prompt.position}
+                "answer": prompt.answer, "format": prompt.format, "position": prompt.position,
+                "exemplars_per_class": prompt.n_exemplars / len(prompt.candidates)}
         if cfg.calibrate:  # the query's block, and the same block with the input replaced by "N/A"
             item["query"] = render(prompt.format, input_text(prompt.query))
             item["content_free"] = render(prompt.format, CONTENT_FREE)
@@ -438,7 +439,7 @@ def evaluate(model_specs: list[str], tasks: list[Task], cfg: EvalConfig, *, cach
     for spec in model_specs:
         check_unseen(spec, [t.name for t in tasks], cfg.allow_seen)
     state = process_state()
-    results = new_results(cfg, conditions, tasks, task_specs or [t.source for t in tasks])
+    results = new_results(cfg, conditions, items, tasks, task_specs or [t.source for t in tasks])
     dtype = torch_dtype(cfg.dtype, state.device)
     dtype_name = str(dtype).removeprefix("torch.")
     for spec in model_specs:
@@ -454,10 +455,11 @@ def evaluate(model_specs: list[str], tasks: list[Task], cfg: EvalConfig, *, cach
     return results
 
 
-def new_results(cfg: EvalConfig, conditions: list[Condition], tasks: list[Task], task_specs) -> dict:
+def new_results(cfg: EvalConfig, conditions: list[Condition], items: list[dict], tasks: list[Task],
+                task_specs) -> dict:
     return {
         "suite": cfg.suite, "config": {**asdict(cfg), "tasks": list(task_specs)}, "versions": versions(),
-        "conditions": [condition_json(c) for c in conditions],
+        "conditions": [condition_json(c, items) for c in conditions],
         "tasks": {t.name: {"labels": t.labels, "source": t.source} for t in tasks}, "models": {},
     }
 
@@ -466,8 +468,13 @@ def model_results(records: list[dict], items: list[dict], conditions: list[Condi
     return {"conditions": aggregate(records, items, conditions), "predictions": records}
 
 
-def condition_json(cond: Condition) -> dict:
-    return {**asdict(cond), "setting": {**asdict(cond.setting), "name": cond.setting.name}}
+def condition_json(cond: Condition, items: list[dict]) -> dict:
+    """The condition, and how many exemplars per class its prompts show on average (fewer than k
+    where max_prompt_tokens dropped some)."""
+    shown = [item["exemplars_per_class"] for item in items
+             if item["condition"] == cond.name and "exemplars_per_class" in item]
+    return {**asdict(cond), "setting": {**asdict(cond.setting), "name": cond.setting.name},
+            "exemplars_per_class": mean_or_none(shown)}
 
 
 def add_eval_parser(subparsers) -> None:

@@ -57,6 +57,10 @@ def markdown(results: dict) -> str:
         f"## {results['suite']}: n={cfg['n']} per task and seed, k={cfg['k']}, seeds {list(cfg['seeds'])}",
         "Unweighted mean over tasks (%) ± standard error over seeds.",
     ]
+    if any((c.get("exemplars_per_class") or c["k"]) < c["k"] - 1e-9 for c in conditions):
+        shown = ", ".join(f"{c['label']}: {c['exemplars_per_class']:.1f}"
+                          for c in conditions if c.get("exemplars_per_class"))
+        parts.append(f"Exemplars per class actually shown (mean; max_prompt_tokens dropped some): {shown}.")
     for metric in present_metrics(results):
         rows = [["chance", *chance]] if metric in RANKED else []
         rows += [[model, *(pct(m["conditions"][c["name"]]["mean"]["metrics"].get(metric)) for c in conditions)]
@@ -140,7 +144,7 @@ def plot_bars(ax, conds: list[dict], models, metric: str) -> None:
         xs = [i - 0.4 + width * (j + 0.5) for i in range(len(conds))]
         ax.bar(xs, [v for v, _ in values], width, yerr=[e for _, e in values], capsize=3, label=name)
     chance = models[0][1]
-    for i, c in enumerate(conds):
+    for i, c in enumerate(conds if metric in RANKED else []):  # chance applies to ranking only
         level = chance[c["name"]]["mean"]["chance"]
         if level is None:  # no candidate set (generation tasks): no chance rate to draw
             continue
@@ -154,7 +158,7 @@ def plot_curve(ax, conds: list[dict], models, metric: str) -> None:
     for name, mc in models:
         values = [summary(mc, c, metric) for c in conds]
         ax.errorbar(xs, [v for v, _ in values], yerr=[e for _, e in values], marker="o", capsize=3, label=name)
-    chance = [(x, models[0][1][c["name"]]["mean"]["chance"]) for x, c in zip(xs, conds)]
+    chance = [(x, models[0][1][c["name"]]["mean"]["chance"]) for x, c in zip(xs, conds if metric in RANKED else [])]
     chance = [(x, 100 * level) for x, level in chance if level is not None]
     if chance:
         ax.plot(*zip(*chance), "k--", linewidth=1, label="chance")

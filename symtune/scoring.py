@@ -206,8 +206,11 @@ def run_prefixes(model, prefixes: list[list[int]], pad_value: int, right: bool):
     kernel skips the upper triangle; the pads then sit in the middle of the rows extended later."""
     ids, mask = (t.to(model.device) for t in pad(prefixes, pad_value, left=not right))
     if not right:
+        # An index, not logits_to_keep=1: the slice hidden[:, -1:] is strided, and with frozen weights
+        # (a merged LoRA model) torch's matmul then copies the whole LM head on every call.
+        last_position = torch.tensor([ids.shape[1] - 1], device=ids.device)
         out = model(input_ids=ids, attention_mask=mask, position_ids=positions_after(mask[:, :0], mask),
-                    use_cache=True, logits_to_keep=1)
+                    use_cache=True, logits_to_keep=last_position)
         return out.past_key_values, mask, out.logits[:, -1]
     ends = mask.sum(-1) - 1
     keep = torch.unique(ends)  # sorted: logits only where some row ends

@@ -18,7 +18,7 @@ def fake_results(suite, models=("base", "tuned"), n=4, seeds=(0, 1)):
     cfg = EvalConfig(suite=suite, n=n, k=2, seeds=seeds)
     tasks = [toy_task("bin"), toy_task("tri", labels=("a", "b", "c"))]
     conditions, items = build_items(tasks, cfg)
-    results = new_results(cfg, conditions, tasks, ["toy"])
+    results = new_results(cfg, conditions, items, tasks, ["toy"])
     for m, model in enumerate(models):
         rng = random.Random(m)
         records = []
@@ -38,6 +38,18 @@ def test_markdown_has_chance_and_a_row_per_model():
     assert table[2].startswith("| chance | 41.7 |")  # mean of 1/2 and 1/3
     assert [row.split(" | ")[0] for row in table[3:]] == ["| base", "| tuned"]
     assert "### base: acc per task" in text and "| tri |" in text
+
+
+def test_kcurve_reports_the_exemplars_a_token_budget_dropped():
+    cfg = EvalConfig(suite="kcurve", n=4, seeds=(0,), max_prompt_tokens=200)
+    tasks = [toy_task("bin", per_class=16)]
+    conditions, items = build_items(tasks, cfg)
+    shown = {c["name"]: c["exemplars_per_class"] for c in new_results(cfg, conditions, items, tasks, ["toy"])["conditions"]}
+    assert shown["k1"] == 1 and shown["k2"] == 2 and shown["k8"] < 8
+    results = fake_results("kcurve")  # no budget: every prompt shows its k, and the tables say nothing
+    assert "actually shown" not in markdown(results)
+    results["conditions"] = new_results(cfg, conditions, items, tasks, ["toy"])["conditions"]
+    assert f"k=8: {shown['k8']:.1f}." in markdown(results)
 
 
 def test_write_results_roundtrips(tmp_path):
@@ -120,3 +132,14 @@ def test_lmeval_reproduces_symtune_scores_on_the_exported_tasks(tmp_path, tiny_m
     for sample in samples:
         theirs = [ll for ll, _ in sample["filtered_resps"]]
         assert theirs == pytest.approx(ours[sample["doc"]["id"]]["logprobs"], abs=1e-4)
+
+
+@pytest.mark.parametrize("metric, lines", [("acc", 4), ("acc_gen", 0)])
+def test_bar_plots_draw_chance_for_ranking_metrics_only(metric, lines):
+    from symtune.io import pyplot
+    from symtune.report import merge_models, plot_bars
+
+    results = fake_results("grid")
+    _, ax = pyplot().subplots()
+    plot_bars(ax, results["conditions"], merge_models([("x", results)]), metric)
+    assert sum(len(c.get_segments()) for c in ax.collections if c.get_linestyle()[0][1]) == lines
