@@ -12,22 +12,26 @@ chunk (symtune, lm-eval, symtune, lm-eval, ...), so a change in machine load hit
     .venv/bin/python benchmarks/bench_scoring.py --quick    # 4 prompts per cell, a few minutes
 
 Cells: 3 and 6 labels, fp32 and bf16. Writes benchmarks/results/bench_scoring[-quick].json
-and .png. Needs the benchmark extras: pip install -e '.[bench]'.
+and .png. Each finished cell is kept in a .partial.json beside them, so an interrupted run
+picks up at the next cell when re-run with the same settings. Needs the benchmark extras:
+pip install -e '.[bench]'.
 """
 
 import argparse
 import statistics
+from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
-from common import DATA, run_info, save, table, timed, use_threads
+from common import DATA, RESULTS, run_info, save, table, timed, use_threads
 from lm_eval.api.instance import Instance
 from lm_eval.models.huggingface import HFLM
 
 from symtune.errors import SymtuneError
+from symtune.io import read_json, write_json
 from symtune.models import load_model
 from symtune.prompts import Setting, build_eval_prompts
 from symtune.scoring import score_requests
@@ -95,6 +99,12 @@ def compare(model, tokenizer, requests, args) -> dict:
     }
 
 
+def kept_cells(partial: Path, settings: dict) -> list[dict]:
+    """The cells an interrupted run with the same settings finished (none if the settings differ)."""
+    kept = read_json(partial) if partial.exists() else {}
+    return kept["results"] if kept.get("settings") == settings else []
+
+
 def plot(rows: list[dict]):
     fig, ax = plt.subplots(figsize=(7, 3.6))
     names = [f"C={r['labels']} {r['dtype']}" for r in rows]
@@ -126,17 +136,24 @@ def main():
     info = run_info("bench_scoring", args.threads, args.quick)
     use_threads(args.threads)
 
-    rows = []
+    settings = {key: getattr(args, key) for key in ("model", "n", "k", "chunks", "threads", "token_budget", "lmeval_batch_size")}
+    partial = RESULTS / f"{info['benchmark']}{'-quick' if args.quick else ''}.partial.json"
+    rows = kept_cells(partial, settings)
+    info["cells_from_an_interrupted_run"] = len(rows)  # their time is not in this run's wall_seconds
     for dtype_name, dtype in DTYPES.items():
-        model, tokenizer = load_model(args.model, dtype=dtype)
-        for n_labels, tasks in TASKS.items():
+        pending = [c for c in TASKS if not any(r["labels"] == c and r["dtype"] == dtype_name for r in rows)]
+        model, tokenizer = load_model(args.model, dtype=dtype) if pending else (None, None)
+        for n_labels in pending:
+            tasks = TASKS[n_labels]
             requests = build_requests(n_labels, args.n, args.k)
             row = {"labels": n_labels, "dtype": dtype_name, "tasks": tasks, "target_ratio": n_labels}
             row |= compare(model, tokenizer, requests, args)
             rows.append(row)
+            write_json(partial, {"settings": settings, "results": rows})
             print(f"C={n_labels} {dtype_name}: symtune {row['symtune_examples_per_s']:.3f} ex/s, "
                   f"lm-eval {row['lm_eval_examples_per_s']:.3f} ex/s, ratio {row['ratio']:.2f}", flush=True)
 
+    rows.sort(key=lambda r: (list(DTYPES).index(r["dtype"]), r["labels"]))
     summary = table(rows, [
         ("labels", "labels", "d"), ("dtype", "dtype", "s"), ("symtune ex/s", "symtune_examples_per_s", ".3f"),
         ("lm-eval ex/s", "lm_eval_examples_per_s", ".3f"), ("ratio", "ratio", ".2f"), ("target", "target_ratio", "d"),
@@ -146,6 +163,7 @@ def main():
     result = {**info, "model": args.model, "k": args.k, "chunks": args.chunks, "token_budget": args.token_budget,
               "lmeval_batch_size": args.lmeval_batch_size, "results": rows}
     save(result, plot(rows), summary)
+    partial.unlink()
 
 
 if __name__ == "__main__":

@@ -59,6 +59,29 @@ def baseline_step(model, optimizer, samples, pad_id: int) -> None:
     optimizer.zero_grad(set_to_none=True)
 
 
+def symtune_step(path: str, tokenizer, recipe, lora: bool, compile: bool):
+    """A function that runs one symtune optimizer step (its train_step) on a list of samples."""
+    from accelerate import Accelerator
+    from transformers import AutoModelForCausalLM, get_scheduler
+
+    from symtune.train.data import make_batch, supervised_tokens
+    from symtune.train.loop import add_lora, compile_layers, make_optimizer, train_step, use_bf16
+
+    accelerator = Accelerator(cpu=True)
+    bf16 = use_bf16(recipe.bf16, accelerator.device)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation=recipe.attn_implementation)
+    model = add_lora(model, recipe) if lora else model
+    if compile:
+        compile_layers(model)
+    optimizer = make_optimizer(model.train(), recipe)
+    scheduler = get_scheduler("constant", optimizer)
+
+    def step(samples):
+        batch = make_batch(samples, tokenizer.pad_token_id)
+        train_step(accelerator, model, optimizer, scheduler, batch, supervised_tokens(samples), recipe, bf16)
+    return step
+
+
 def plot(timings: dict):
     fig, ax = plt.subplots(figsize=(6, 3.4))
     for name, t in timings.items():
@@ -81,12 +104,10 @@ def main() -> None:
     info = run_info("bench_train_speed", args.threads, quick=False)
     use_threads(args.threads)
 
-    from accelerate import Accelerator
-    from transformers import AutoModelForCausalLM, get_scheduler
+    from transformers import AutoModelForCausalLM
 
     from symtune.models import load_tokenizer, resolve_model
-    from symtune.train.data import TrainingData, make_batch, supervised_tokens
-    from symtune.train.loop import add_lora, compile_layers, make_optimizer, train_step, use_bf16
+    from symtune.train.data import TrainingData
     from symtune.train.recipe import load_recipe
 
     path = resolve_model("smollm2-135m-instruct")
@@ -96,22 +117,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         mixture = build_fixed_mixture(Path(tmp) / "mix", n=steps * args.batch_size, tokenizer=tokenizer)
         data = TrainingData(recipe, mixture, tokenizer, context=8192)
-    accelerator = Accelerator(cpu=True)
-    bf16 = use_bf16(recipe.bf16, accelerator.device)
 
     def symtune_config(lora: bool, compile: bool = False):
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32,
-                                                     attn_implementation=recipe.attn_implementation)
-        model = add_lora(model, recipe) if lora else model
-        if compile:
-            compile_layers(model)
-        optimizer = make_optimizer(model.train(), recipe)
-        scheduler = get_scheduler("constant", optimizer)
-
-        def step(samples):
-            batch = make_batch(samples, tokenizer.pad_token_id)
-            train_step(accelerator, model, optimizer, scheduler, batch, supervised_tokens(samples), recipe, bf16)
-        return step
+        return symtune_step(path, tokenizer, recipe, lora, compile)
 
     def baseline_config():
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).train()

@@ -38,6 +38,12 @@ def trl_title(result: dict) -> str:
             f"matmul peak: fp32 {peak['fp32'] / 1e9:.0f}, bf16 {peak['bf16'] / 1e9:.0f} GFLOP/s{shapes}):")
 
 
+def profile_title(result: dict) -> str:
+    step = result["unprofiled_step"]
+    return (f"**Where a tuning step's time goes** ({result['mode']}, torch.profiler; the step took {step['seconds']:.1f} s "
+            f"unprofiled, {step['tokens_per_s']:.0f} tokens/s; GFLOP/s: the matmuls' rate inside the step):")
+
+
 SECTIONS = [  # (results name, title, the table's rows, its columns: (heading, key, format))
     ("bench_train_speed", "**Tuning vs plain Hugging Face fine-tuning** (fp32, padded batches, full-vocabulary "
      "logits):", lambda r: r["results"], [("config", "config", ""), ("tokens/s", "tokens_per_s", ".0f"),
@@ -59,6 +65,9 @@ SECTIONS = [  # (results name, title, the table's rows, its columns: (heading, k
                               ("× TRL no checkpointing", "speedup_vs_trl_no_checkpointing", ".2f"),
                               ("MFU", "mfu", ".0%"), ("final loss", "final_loss", ".3f"),
                               ("MFU at layer shapes", "share_of_layer_matmul_rate", ".0%")]),
+    ("profile_tuning-full-compile", profile_title,
+     lambda r: r["results"], [("kind of work", "kind", ""), ("CPU seconds", "seconds", ".2f"), ("share", "share", ".0%"),
+                              ("GFLOP/s", "gflop_per_s", ".0f")]),
 ]
 
 

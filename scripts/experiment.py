@@ -4,9 +4,9 @@
     python scripts/experiment.py --gather   # after `symtune study report ... --out docs/results/studies.md`
 
 For each row of the config: build its mixture, tune the model (skipped when done, resumed
-when interrupted). Then every suite evaluates the base model and all rows on identical
-prompts (a request cache makes re-runs cheap), and the tables, plots, command and wall times
-go to docs/results/<name>.md, which docs/results.md gathers. Every number there comes from
+when interrupted). Then every suite evaluates the base model and all rows (or the rows its
+`rows:` list names) on identical prompts (a request cache makes re-runs cheap), and the
+tables, plots, command and wall times go to docs/results/<name>.md, which docs/results.md gathers. Every number there comes from
 this script.
 """
 
@@ -55,6 +55,18 @@ def suite_tasks(cfg: dict, suite: str, held_out):
     return held_out
 
 
+def suite_rows(suite: str, settings: dict, models: dict) -> tuple[dict, dict]:
+    """The suite's eval settings and the models it scores: base and every row, or base and the
+    rows its `rows:` list names (a slow suite may leave some out)."""
+    names = settings.pop("rows", None)
+    if names is None:
+        return settings, models
+    unknown = [name for name in names if name not in models]
+    if unknown:
+        raise SymtuneError(f"suite {suite!r} names rows the config does not have: {', '.join(unknown)}")
+    return settings, {name: m for name, m in models.items() if name == "base" or name in names}
+
+
 def run(config_path: str) -> None:
     cfg = yaml.safe_load(Path(config_path).read_text())
     out = Path("runs") / cfg["name"]
@@ -68,9 +80,10 @@ def run(config_path: str) -> None:
         if not tasks:
             continue
         started = time.perf_counter()
+        settings, suite_models = suite_rows(suite, dict(settings), models)
         ecfg = EvalConfig(suite=suite, **{**settings, "seeds": tuple(range(settings.get("seeds", 3)))})
-        results = evaluate([str(m) for m in models.values()], tasks, ecfg, cache_dir=cache, progress=True)
-        results["models"] = {row: results["models"][str(m)] for row, m in models.items()}  # rows by name
+        results = evaluate([str(m) for m in suite_models.values()], tasks, ecfg, cache_dir=cache, progress=True)
+        results["models"] = {row: results["models"][str(m)] for row, m in suite_models.items()}  # rows by name
         write_results(results, out / suite)
         metric = "acc_gen" if suite == "algorithmic" else "acc"  # BIG-bench: exact match, the paper's metric
         plots = report([str(out / suite / "results.json")], DOCS / "results" / cfg["name"], metric)

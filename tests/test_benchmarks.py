@@ -10,7 +10,7 @@ import torch
 from conftest import save_tiny_model
 from transformers import AutoModelForCausalLM
 
-from symtune.io import write_jsonl
+from symtune.io import write_json, write_jsonl
 from symtune.scoring import score_requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -31,6 +31,17 @@ def test_lm_eval_scores_line_up_with_symtune(tiny_model_dir, tokenizer):
     theirs = lm_eval_scores(HFLM(pretrained=model, tokenizer=tokenizer, batch_size=2), REQUESTS)
     assert [len(x) for x in theirs] == [len(conts) for _, conts in REQUESTS]
     assert max(abs(a - b) for x, y in zip(ours, theirs) for a, b in zip(x, y)) < 1e-4
+
+
+def test_an_interrupted_scoring_benchmark_keeps_only_cells_with_its_settings(tmp_path):
+    pytest.importorskip("lm_eval")
+    from bench_scoring import kept_cells
+
+    settings = {"model": "smollm2-135m-instruct", "n": 200, "k": 4}
+    write_json(tmp_path / "partial.json", {"settings": settings, "results": [{"labels": 3, "dtype": "fp32"}]})
+    assert kept_cells(tmp_path / "partial.json", settings) == [{"labels": 3, "dtype": "fp32"}]
+    assert kept_cells(tmp_path / "partial.json", {**settings, "n": 100}) == []
+    assert kept_cells(tmp_path / "missing.json", settings) == []
 
 
 @pytest.mark.parametrize("lora", [False, True])
