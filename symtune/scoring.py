@@ -176,13 +176,29 @@ def last_n_mask(lengths: Sequence[int], scored: Sequence[int], width: int) -> to
     return mask
 
 
+def target_logprobs(logits: torch.Tensor, targets: torch.Tensor, rows: torch.Tensor | None = None,
+                    chunk: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """Log-prob of targets[i] under logits[rows[i]] (rows: each row in turn by default) and whether
+    it is the argmax. The fp32 log-softmax runs on a chunk of rows at a time (and skips chunks no
+    target reads): over a whole batch's [positions x vocabulary] logits it runs to gigabytes for
+    requests with many labels."""
+    rows = torch.arange(len(logits), device=logits.device) if rows is None else rows
+    logprobs = torch.empty(len(targets), device=logits.device)
+    is_argmax = torch.empty(len(targets), dtype=torch.bool, device=logits.device)
+    for start in range(0, len(logits), chunk):
+        mine = ((rows >= start) & (rows < start + chunk)).nonzero().squeeze(-1)
+        if len(mine):
+            part = torch.log_softmax(logits[start : start + chunk].float(), dim=-1)
+            logprobs[mine] = part[rows[mine] - start, targets[mine]]
+            is_argmax[mine] = part.argmax(-1)[rows[mine] - start] == targets[mine]
+    return logprobs, is_argmax
+
+
 def continuation_scores(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> tuple[list[float], list[bool]]:
     """Summed log-prob and greedy flag over the masked positions of each row; logits[:, t]
     predicts targets[:, t]."""
-    logprobs = torch.log_softmax(logits.float(), dim=-1)
-    token_lp = logprobs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    is_argmax = (logprobs.argmax(-1) == targets) | (mask == 0)
-    return (token_lp * mask).sum(-1).tolist(), is_argmax.all(-1).tolist()
+    token_lp, is_argmax = (t.view(targets.shape) for t in target_logprobs(logits.flatten(0, 1), targets.flatten()))
+    return (token_lp * mask).sum(-1).tolist(), (is_argmax | (mask == 0)).all(-1).tolist()
 
 
 def positions_after(mask: torch.Tensor, new_mask: torch.Tensor) -> torch.Tensor:
@@ -278,10 +294,9 @@ def score_tree(model, encoded: list[Encoded], cache, mask, last, pad_value: int)
                        attention_mask=tree_mask(trees, mask, width, model.dtype, model.config._attn_implementation == "eager").to(device),
                        past_key_values=cache, use_cache=True, logits_to_keep=torch.tensor(keep, device=device)).logits
         predicting = torch.cat([last, logits.flatten(0, 1)])
-    logprobs = torch.log_softmax(predicting[torch.tensor(sources, device=device)].float(), dim=-1)
     targets = torch.tensor([i for t in trees for i in t.targets], device=device)
-    token_lp = logprobs.gather(-1, targets[:, None]).squeeze(-1)
-    misses = (logprobs.argmax(-1) != targets).float()
+    token_lp, is_argmax = target_logprobs(predicting, targets, torch.tensor(sources, device=device))
+    misses = (~is_argmax).float()
     owner = torch.tensor([j for j, c in enumerate(c for e in encoded for c in e.continuations) for _ in c], device=device)
     n = int(owner[-1]) + 1
     sums = torch.zeros(n, device=device).index_add_(0, owner, token_lp)

@@ -1,11 +1,12 @@
 import pytest
+import torch
 from conftest import save_tiny_model
 from transformers import AutoModelForCausalLM
 
 from symtune.errors import SymtuneError
 from symtune.scoring import (
     Request, encode_request, generate_until, length_batches, normalize, score_requests, score_requests_naive,
-    tree_attention,
+    target_logprobs, tree_attention,
 )
 
 # Prompts of different lengths (so batches pad), 2-4 candidates, multi-token symbols.
@@ -159,3 +160,16 @@ def test_generation_stops_before_the_stop_string(model, tokenizer):
 def test_normalize(text, pattern, expected):
     assert normalize(text, pattern) == expected
 
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_target_logprobs_in_chunks_match_a_whole_log_softmax(dtype):
+    torch.manual_seed(0)
+    logits = (torch.randn(10, 50) * 4).to(dtype)
+    rows, targets = torch.tensor([0, 3, 3, 9, 5, 7]), torch.tensor([1, 2, 40, 0, 49, 7])
+    targets[2] = logits[3].argmax()  # one target that is the argmax of its row
+    reference = torch.log_softmax(logits.float(), dim=-1)
+    lp, is_argmax = target_logprobs(logits, targets, rows, chunk=3)
+    torch.testing.assert_close(lp, reference[rows, targets], rtol=0, atol=1e-5)
+    assert is_argmax.tolist() == (reference[rows].argmax(-1) == targets).tolist()
+    assert is_argmax[2] and not is_argmax.all()
