@@ -6,8 +6,8 @@
 For each row of the config: build its mixture, tune the model (skipped when done, resumed
 when interrupted). Then every suite evaluates the base model and all rows (or the rows its
 `rows:` list names) on identical prompts (a request cache makes re-runs cheap), and the
-tables, plots, command and wall times go to docs/results/<name>.md, which docs/results.md gathers. Every number there comes from
-this script.
+tables, plots, command and wall times go to docs/results/<name>.md, which docs/results.md
+gathers. Every number there comes from this script.
 """
 
 import argparse
