@@ -28,7 +28,6 @@ from common import run_info, save, table, use_threads
 from torch.profiler import ProfilerActivity, profile
 
 
-
 def kind(op: str) -> str:
     """The kind of work an operator (a profiler event name) does."""
     op = op.lower()

@@ -91,3 +91,13 @@ def test_layer_matmul_rate_times_each_linear_shape_of_a_decoder_layer(tmp_path, 
     rate = bench_tuning.layer_matmul_rate(model_dir, tokens=16, dtype=torch.float32, repeats=2)
     assert len(linears) >= 4  # q, k, v, o and the MLP
     assert rate == pytest.approx(sum(2 * 16 * m.in_features * m.out_features for m in linears) / (len(linears) * 1e-3))
+
+
+def test_the_profile_sorts_operators_into_kinds_of_work():
+    from profile_tuning import kind
+
+    assert kind("aten::_scaled_dot_product_flash_attention_for_cpu_backward") == "attention backward"
+    assert kind("aten::_scaled_dot_product_flash_attention_for_cpu") == "attention forward"
+    assert [kind(op) for op in ("aten::mm", "aten::addmm", "aten::matmul")] == ["matmul", "matmul", "other"]
+    assert kind("## Call CompiledFxGraph fyhgkf6b ##") == "compiled element-wise"
+    assert kind("aten::_fused_adamw_") == "optimizer"
