@@ -139,7 +139,7 @@ def main():
     settings = {key: getattr(args, key) for key in ("model", "n", "k", "chunks", "threads", "token_budget", "lmeval_batch_size")}
     partial = RESULTS / f"{info['benchmark']}{'-quick' if args.quick else ''}.partial.json"
     rows = kept_cells(partial, settings)
-    info["cells_from_an_interrupted_run"] = len(rows)  # their time is not in this run's wall_seconds
+    info["cells_from_an_interrupted_run"] = [f"C={r['labels']} {r['dtype']}" for r in rows]  # not in wall_seconds
     for dtype_name, dtype in DTYPES.items():
         pending = [c for c in TASKS if not any(r["labels"] == c and r["dtype"] == dtype_name for r in rows)]
         model, tokenizer = load_model(args.model, dtype=dtype) if pending else (None, None)
@@ -159,6 +159,9 @@ def main():
         ("lm-eval ex/s", "lm_eval_examples_per_s", ".3f"), ("ratio", "ratio", ".2f"), ("target", "target_ratio", "d"),
         ("max abs Δ log-prob", "max_abs_logprob_diff", ".1e"), ("same prediction", "identical_predictions", ".0%"),
     ])
+    if info["cells_from_an_interrupted_run"]:
+        summary += (f"\n\nCells from an interrupted run with the same settings (their time is not in this run's): "
+                    f"{', '.join(info['cells_from_an_interrupted_run'])}.")
     print(summary)
     result = {**info, "model": args.model, "k": args.k, "chunks": args.chunks, "token_budget": args.token_budget,
               "lmeval_batch_size": args.lmeval_batch_size, "results": rows}
