@@ -88,9 +88,18 @@ def run(config_path: str) -> None:
         metric = "acc_gen" if suite == "algorithmic" else "acc"  # BIG-bench: exact match, the paper's metric
         plots = report([str(out / suite / "results.json")], DOCS / "results" / cfg["name"], metric)
         images = "\n".join(f"![{suite}]({cfg['name']}/{p.name})" for p in plots)
-        wall = f"Evaluation wall time of this run: {time.perf_counter() - started:.0f} s (cached requests are not scored again)."
-        sections.append(f"{markdown(results)}\n\n{images}\n\n{wall}")
+        sections.append(f"{markdown(results)}\n\n{images}\n\n{wall_times(results, time.perf_counter() - started)}")
     write_section(cfg, config_path, tuning, held_out, walls, sections)
+
+
+def wall_times(results: dict, seconds: float) -> str:
+    """This run's evaluation time, and what each row's requests cost when first scored (a re-run
+    reads them from the cache)."""
+    costs = [f"{row} {m['scoring_seconds']:.0f} s" if m.get("scoring_seconds") is not None else f"{row} not kept"
+             for row, m in results["models"].items()]
+    return (f"Evaluation wall time of this run: {seconds:.0f} s (cached requests are not scored again). "
+            f"Scoring time of each row's requests when first scored: {', '.join(costs)} "
+            "(not kept: scored before the cache kept times).")
 
 
 def write_section(cfg, config_path, tuning, held_out, walls, sections) -> None:

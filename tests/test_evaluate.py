@@ -130,6 +130,24 @@ def test_cache_resumes_and_survives_a_cut_off_line(tmp_path):
     assert RequestCache(tmp_path, "other").run(fn, {"k0": "x"}) == {"k0": "X"}  # keyed by model
 
 
+def test_cache_keeps_what_each_request_cost(tmp_path):
+    requests = {f"k{i}": f"request {i}" for i in range(5)}
+    fn, _ = counting(str.upper)
+    first = RequestCache(tmp_path, "fp")
+    first.run(fn, requests)
+    rows = [json.loads(line) for line in (tmp_path / "fp.0.jsonl").read_text().splitlines()]
+    assert all(row["seconds"] >= 0 for row in rows)
+    again = RequestCache(tmp_path, "fp")
+    again.run(fn, {"k1": "request 1", "k2": "request 2"})  # cached: costs what it cost the first time
+    assert again.spent() == round(sum(row["seconds"] for row in rows if row["key"] in ("k1", "k2")), 1)
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "fp.0.jsonl").write_text(json.dumps({"key": "k0", "result": "REQUEST 0"}) + "\n")  # kept no time
+    cache = RequestCache(old, "fp")
+    cache.run(fn, requests)
+    assert cache.spent() is None
+
+
 def test_aggregate_means_stderr_chance_and_confusion():
     cfg = EvalConfig(suite="kcurve", n=2, seeds=(0, 1))
     conditions, items = build_items([toy_task("bin", per_class=20)], cfg)
