@@ -9,9 +9,10 @@ The context (the exemplars, most of the prompt) is run once. Then all tails and 
 of a request go into one more call as a tree after the cached context: one row holding each
 tail and, after it, each continuation, where a 4D attention mask lets a tail see the context
 and itself, and a continuation the context, its tail and itself. Nothing is run twice and no
-cache is copied. Models whose attention cannot take such a mask (a sliding window counts
-cache slots; flash attention takes no 4D mask) get a copy of the context's cache per
-(tail, continuation) row instead.
+cache is copied. Sliding-window layers (Gemma) get the tree too: their cache keeps every
+slot and their mask measures the window in positions, not slots. Models whose attention
+cannot take such masks (flash attention; a sliding window without per-layer masks) get a copy
+of the context's cache per (tail, continuation) row instead.
 
 Token boundary: a continuation is scored as it tokenizes after the prompt, not alone. The
 prompt and each candidate are tokenized jointly and split at the prompt's own token count; if
@@ -34,6 +35,7 @@ from typing import NamedTuple
 
 import torch
 from tqdm.auto import tqdm
+from transformers import DynamicCache
 
 from symtune.errors import SymtuneError
 
@@ -206,14 +208,22 @@ def positions_after(mask: torch.Tensor, new_mask: torch.Tensor) -> torch.Tensor:
     return mask.sum(-1, keepdim=True) + (new_mask.cumsum(-1) - 1).clamp(min=0)
 
 
-def tree_attention(model) -> bool:
-    """Whether the model takes the 4D attention masks of the tree layout: every layer attends to
-    all earlier tokens (a sliding window is measured in cache slots, padding included) and the
-    attention implementation reads a custom mask (sdpa, eager)."""
+def sliding_window(model) -> int | None:
+    """The window of the model's sliding-attention layers, or None if every layer sees all earlier tokens."""
     config = model.config.get_text_config()
     types = getattr(config, "layer_types", None)
-    full = all(t == "full_attention" for t in types) if types is not None else getattr(config, "sliding_window", None) is None
-    return full and model.config._attn_implementation in ("sdpa", "eager")
+    sliding = "sliding_attention" in types if types is not None else getattr(config, "sliding_window", None) is not None
+    return config.sliding_window if sliding else None
+
+
+def tree_attention(model) -> bool:
+    """Whether the model takes the 4D attention masks of the tree layout: the attention
+    implementation reads a custom mask (sdpa, eager), and a sliding window, if any, is a layer
+    type (transformers then takes one mask per layer type, see tree_masks)."""
+    config = model.config.get_text_config()
+    types = getattr(config, "layer_types", None)
+    known = set(types) <= {"full_attention", "sliding_attention"} if types is not None else sliding_window(model) is None
+    return known and model.config._attn_implementation in ("sdpa", "eager")
 
 
 def run_prefixes(model, prefixes: list[list[int]], pad_value: int, right: bool):
@@ -230,7 +240,8 @@ def run_prefixes(model, prefixes: list[list[int]], pad_value: int, right: bool):
         return out.past_key_values, mask, out.logits[:, -1]
     ends = mask.sum(-1) - 1
     keep = torch.unique(ends)  # sorted: logits only where some row ends
-    out = model(input_ids=ids, use_cache=True, logits_to_keep=keep)
+    # A cache without a config keeps every slot of sliding layers too: the tree's mask picks the window.
+    out = model(input_ids=ids, past_key_values=DynamicCache(), use_cache=True, logits_to_keep=keep)
     return out.past_key_values, mask, out.logits[torch.arange(len(ids), device=ids.device), torch.searchsorted(keep, ends)]
 
 
@@ -262,17 +273,31 @@ def tree_layout(e: Encoded) -> Tree:
     return Tree(ids, positions, segments, sources, targets)
 
 
-def tree_mask(trees: list[Tree], mask: torch.Tensor, width: int, dtype, additive: bool) -> torch.Tensor:
-    """[rows, 1, width, cached + width] 4D mask: the cached prefix where not padding, then the tree."""
+def tree_mask(trees: list[Tree], mask: torch.Tensor, width: int) -> torch.Tensor:
+    """[rows, 1, width, cached + width] boolean 4D mask: the cached prefix where not padding, then the tree."""
     attend = torch.zeros((len(trees), width, width), dtype=torch.bool)
     for r, tree in enumerate(trees):
         for start, end, tail_start, tail_end in tree.segments:
             attend[r, start:end, tail_start:tail_end] = True
             attend[r, start:end, start:end] = torch.ones(end - start, end - start, dtype=torch.bool).tril()
-    attend = torch.cat([mask.bool().cpu()[:, None, :].expand(-1, width, -1), attend], dim=-1)[:, None]
-    if additive:  # eager attention adds the mask to the scores
-        return torch.zeros(attend.shape, dtype=dtype).masked_fill(~attend, torch.finfo(dtype).min)
-    return attend
+    return torch.cat([mask.bool().cpu()[:, None, :].expand(-1, width, -1), attend], dim=-1)[:, None]
+
+
+def tree_masks(model, trees: list[Tree], mask: torch.Tensor, positions: torch.Tensor):
+    """The tree's attention mask, or one per layer type where some layers slide: those see only
+    keys fewer than `window` positions back (transformers' rule), counted in positions, since
+    the tree's slots are not in position order. Eager attention adds the mask to its scores."""
+    attend = tree_mask(trees, mask, positions.shape[1])
+    window = sliding_window(model)
+    masks = {"full_attention": attend}
+    if window is not None:
+        cached = torch.arange(mask.shape[1]).expand(len(trees), -1)
+        keys = torch.cat([cached, positions], dim=-1)
+        masks["sliding_attention"] = attend & (positions[:, None, :, None] - keys[:, None, None, :] < window)
+    if model.config._attn_implementation == "eager":
+        dtype = model.dtype
+        masks = {kind: torch.zeros(m.shape, dtype=dtype).masked_fill(~m, torch.finfo(dtype).min) for kind, m in masks.items()}
+    return masks if window is not None else masks["full_attention"]
 
 
 def score_tree(model, encoded: list[Encoded], cache, mask, last, pad_value: int):
@@ -280,7 +305,6 @@ def score_tree(model, encoded: list[Encoded], cache, mask, last, pad_value: int)
     call after its cached prefix, laid out as a tree (tree_layout), so no cache is copied."""
     device = model.device
     trees = [tree_layout(e) for e in encoded]
-    width = max(len(t.ids) for t in trees)
     # Only the tree slots that predict a scored token go through the LM head (not the tails).
     keep = sorted({i for t in trees for i in t.sources if i >= 0})
     column = {i: c for c, i in enumerate(keep)}
@@ -289,9 +313,10 @@ def score_tree(model, encoded: list[Encoded], cache, mask, last, pad_value: int)
     predicting = last
     if keep:
         ids, _ = pad([t.ids for t in trees], pad_value)
-        positions, _ = pad([t.positions for t in trees], 0)
-        logits = model(input_ids=ids.to(device), position_ids=(positions.to(device) + mask.sum(-1, keepdim=True)),
-                       attention_mask=tree_mask(trees, mask, width, model.dtype, model.config._attn_implementation == "eager").to(device),
+        positions = pad([t.positions for t in trees], 0)[0] + mask.sum(-1, keepdim=True).cpu()
+        masks = tree_masks(model, trees, mask, positions)
+        masks = {k: m.to(device) for k, m in masks.items()} if isinstance(masks, dict) else masks.to(device)
+        logits = model(input_ids=ids.to(device), position_ids=positions.to(device), attention_mask=masks,
                        past_key_values=cache, use_cache=True, logits_to_keep=torch.tensor(keep, device=device)).logits
         predicting = torch.cat([last, logits.flatten(0, 1)])
     targets = torch.tensor([i for t in trees for i in t.targets], device=device)

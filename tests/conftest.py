@@ -21,7 +21,7 @@ def tokenizer():
 
 def save_tiny_model(path, tokenizer, architecture="llama", **overrides):
     """A 2-layer random-weight causal LM with hidden size 64, saved with the tokenizer; returns the path."""
-    from transformers import AutoModelForCausalLM, Gemma3TextConfig, LlamaConfig
+    from transformers import AutoModelForCausalLM, Gemma3TextConfig, LlamaConfig, MistralConfig
 
     sizes = dict(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                  num_attention_heads=4, num_key_value_heads=2, head_dim=16, max_position_embeddings=2048,
@@ -29,6 +29,8 @@ def save_tiny_model(path, tokenizer, architecture="llama", **overrides):
     sizes.update(overrides)
     if architecture == "gemma3":  # one sliding-window layer and one full-attention layer
         config = Gemma3TextConfig(**sizes, sliding_window=8, layer_types=["sliding_attention", "full_attention"])
+    elif architecture == "mistral":  # every layer slides, with no per-layer types
+        config = MistralConfig(**sizes, sliding_window=8)
     else:
         config = LlamaConfig(**sizes)
     torch.manual_seed(0)

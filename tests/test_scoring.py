@@ -20,15 +20,16 @@ REQUESTS = [
 ]
 
 
-@pytest.fixture(scope="module", params=["llama", "llama-eager", "gemma3"])
+@pytest.fixture(scope="module", params=["llama", "llama-eager", "gemma3", "gemma3-eager", "mistral"])
 def model(request, tokenizer, tmp_path_factory):
     # Large random weights make the logits peaked: near-uniform ones would hide a masking error.
-    # llama scores as a tree (4D masks: boolean for sdpa, additive for eager); gemma3 has a
-    # sliding-window layer (window 8, shorter than every prompt here) and copies the cache instead.
+    # llama scores as a tree (4D masks: boolean for sdpa, additive for eager); so does gemma3, whose
+    # sliding-window layer (window 8, shorter than every prompt here) gets a mask of its own;
+    # mistral slides in every layer without layer types, and copies the cache instead.
     arch, _, attention = request.param.partition("-")
     path = save_tiny_model(tmp_path_factory.mktemp(arch), tokenizer, arch, initializer_range=0.5)
     model = AutoModelForCausalLM.from_pretrained(path, attn_implementation=attention or "sdpa").eval()
-    assert tree_attention(model) == (arch == "llama")
+    assert tree_attention(model) == (arch != "mistral")
     return model
 
 
