@@ -30,3 +30,4 @@ def test_the_times_say_what_scoring_cost_even_when_the_run_read_the_cache():
     line = wall_times(results, 12.3)
     assert "this run: 12 s" in line
     assert "base 690 s" in line and "symbol-tuned not kept" in line
+    assert "not kept:" not in wall_times({"models": {"base": {"scoring_seconds": 690.4}}}, 12.3)
