@@ -425,8 +425,8 @@ def stop_token_ids(tokenizer, stop: str) -> tuple[int, ...]:
 @contextlib.contextmanager
 def contiguous_head_input(model):
     """`generate` feeds the LM head hidden[:, -1:], a strided slice. With a frozen bf16 head (a
-    merged LoRA model) torch's CPU matmul then falls off its fast kernel: Gemma-3's 262k-token
-    head took 20 s and 2.6 GB per 10 prompts instead of 0.04 s. A contiguous copy is tiny."""
+    merged LoRA model) torch's CPU matmul then falls off its fast kernel: for Gemma-3's 262k-token
+    head, seconds and GBs per batch instead of milliseconds. A contiguous copy is tiny."""
     handle = model.get_output_embeddings().register_forward_pre_hook(lambda _, args: (args[0].contiguous(), *args[1:]))
     try:
         yield

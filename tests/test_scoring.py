@@ -143,7 +143,7 @@ def test_greedy_generation_is_batch_independent_and_flagged_greedy(model, tokeni
 
 
 def test_generation_feeds_the_lm_head_contiguous_inputs(model, tokenizer):
-    # A strided input to a frozen bf16 head takes torch off its fast matmul (20 s per batch for Gemma).
+    # A strided input to a frozen bf16 head takes torch off its fast matmul (seconds per batch for Gemma).
     seen = []
     handle = model.get_output_embeddings().register_forward_hook(lambda _, args, out: seen.append(args[0].is_contiguous()))
     try:
