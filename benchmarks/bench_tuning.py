@@ -20,7 +20,8 @@ also given as a share of the rate the CPU reaches at the model's own (narrow) la
     .venv/bin/python benchmarks/bench_tuning.py            # 30 steps per run
     .venv/bin/python benchmarks/bench_tuning.py --quick    # 3 steps per run, a few minutes
 
-Writes benchmarks/results/bench_tuning[-quick].json and .png (loss curves and tokens/s).
+Writes benchmarks/results/bench_tuning[-fp32][-quick].json, .md and .png (loss curves and tokens/s);
+-fp32 for a --no-bf16 run, so that the fp32 and bf16 comparisons live side by side.
 Needs the benchmark extras: pip install -e '.[bench]'.
 """
 
@@ -45,7 +46,7 @@ from trl import SFTConfig, SFTTrainer
 from symtune.errors import SymtuneError
 from symtune.io import read_jsonl, write_jsonl
 from symtune.mixture import MixtureConfig, build_mixture
-from symtune.models import load_tokenizer, resolve_model
+from symtune.models import bf16_native, load_tokenizer, resolve_model
 from symtune.tasks.registry import load_task_list
 from symtune.train import load_recipe, tune
 from symtune.train.data import TrainingData
@@ -223,12 +224,15 @@ def main():
         args.steps, args.max_tokens = 3, 384
     if args.steps < 2:
         raise SymtuneError("--steps must be at least 2 (the first step is not timed)")
-    info = run_info("bench_tuning", args.threads, args.quick)
+    info = run_info("bench_tuning" if args.bf16 else "bench_tuning-fp32", args.threads, args.quick)
     use_threads(args.threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
     sizes, repeats = ((1024, 2048), 3) if args.quick else ((1024, 2048, 4096), 5)
-    peak = {"fp32": matmul_peak(torch.float32, sizes, repeats), "bf16": matmul_peak(torch.bfloat16, sizes, repeats)}
+    native = bf16_native(torch.device("cpu"))
+    # Without AVX512-BF16 / AMX a bf16 matmul is emulated, orders of magnitude slower: one small size shows it.
+    peak = {"fp32": matmul_peak(torch.float32, sizes, repeats),
+            "bf16": matmul_peak(torch.bfloat16, sizes if native else sizes[:1], repeats if native else 1)}
     print(f"matmul peak, {args.threads} threads: fp32 {peak['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peak['bf16'] / 1e9:.0f} GFLOP/s")
 
     model_path = resolve_model(args.model)
@@ -277,7 +281,7 @@ def main():
     result = {**info, "model": args.model, "tasks": TASKS, "steps": args.steps, "batch_size": args.batch_size,
               "lr": args.lr, "max_tokens": args.max_tokens, "bf16_autocast": args.bf16,
               "targets": {"vs_trl_default": 2.0, "vs_trl_no_checkpointing": 1.5, "mfu": 0.3},
-              "matmul_peak_flops": peak, "layer_matmul_flops": layer_rate, "results": rows, "loss_curves": curves}
+              "bf16_native": native, "matmul_peak_flops": peak, "layer_matmul_flops": layer_rate, "results": rows, "loss_curves": curves}
     save(result, plot(curves, rows), summary)
 
 

@@ -27,15 +27,18 @@ def latest(name: str) -> tuple[dict, str] | None:
 def provenance(result: dict, file: str) -> str:
     quick = " (**quick run**: few steps or prompts, indicative only)" if "-quick" in file else ""
     load = result["load_average_at_start"][0]
-    return f"`{result['command']}` → [{file}](benchmarks/results/{file}){quick}; load average at start {load}."
+    return (f"`{result['command']}` → [{file}](benchmarks/results/{file}){quick}; {result['cores']} cores "
+            f"({result['cpu']}); load average at start {load}.")
 
 
 def trl_title(result: dict) -> str:
     peak, layer = result["matmul_peak_flops"], result.get("layer_matmul_flops")
     shapes = (f"; at the model's own layer shapes it reaches {layer / 1e9:.0f} GFLOP/s, the last column's "
               "denominator") if layer else ""
-    return ("**Tuning vs TRL `SFTTrainer`** (same mixture, batch, lr, steps, dtype; MFU against this CPU's measured "
-            f"matmul peak: fp32 {peak['fp32'] / 1e9:.0f}, bf16 {peak['bf16'] / 1e9:.0f} GFLOP/s{shapes}):")
+    dtype = "bf16 autocast" if result["bf16_autocast"] else "fp32"
+    return (f"**Tuning vs TRL `SFTTrainer`, {dtype}** (same mixture, batch, lr, steps, dtype; MFU against the "
+            f"CPU's measured {dtype.split()[0]} matmul peak; its peaks: fp32 {peak['fp32'] / 1e9:.0f}, "
+            f"bf16 {peak['bf16'] / 1e9:.0f} GFLOP/s{shapes}):")
 
 
 def profile_title(result: dict) -> str:
@@ -44,6 +47,10 @@ def profile_title(result: dict) -> str:
             f"unprofiled, {step['tokens_per_s']:.0f} tokens/s; GFLOP/s: the matmuls' rate inside the step):")
 
 
+TRL_COLUMNS = [("mode", "mode", ""), ("run", "run", ""), ("tokens/s", "tokens_per_s", ".0f"),
+               ("× TRL default", "speedup_vs_trl_default", ".2f"),
+               ("× TRL no checkpointing", "speedup_vs_trl_no_checkpointing", ".2f"), ("MFU", "mfu", ".0%"),
+               ("final loss", "final_loss", ".3f"), ("MFU at layer shapes", "share_of_layer_matmul_rate", ".0%")]
 SECTIONS = [  # (results name, title, the table's rows, its columns: (heading, key, format))
     ("bench_train_speed", "**Tuning vs plain Hugging Face fine-tuning** (fp32, padded batches, full-vocabulary "
      "logits):", lambda r: r["results"], [("config", "config", ""), ("tokens/s", "tokens_per_s", ".0f"),
@@ -59,12 +66,12 @@ SECTIONS = [  # (results name, title, the table's rows, its columns: (heading, k
                               ("lm-eval ex/s", "lm_eval_examples_per_s", ".3f"), ("ratio", "ratio", ".2f"),
                               ("target", "target_ratio", "d"), ("max abs Δ", "max_abs_logprob_diff", ".1e"),
                               ("same prediction", "identical_predictions", ".0%")]),
-    ("bench_tuning", trl_title,
-     lambda r: r["results"], [("mode", "mode", ""), ("run", "run", ""), ("tokens/s", "tokens_per_s", ".0f"),
-                              ("× TRL default", "speedup_vs_trl_default", ".2f"),
-                              ("× TRL no checkpointing", "speedup_vs_trl_no_checkpointing", ".2f"),
-                              ("MFU", "mfu", ".0%"), ("final loss", "final_loss", ".3f"),
-                              ("MFU at layer shapes", "share_of_layer_matmul_rate", ".0%")]),
+    *((name, trl_title, lambda r: r["results"], TRL_COLUMNS) for name in ("bench_tuning", "bench_tuning-fp32")),
+    ("bench_token_budget", lambda r: "**Scoring batch width** (seconds per grid prompt at each token budget, the model "
+     f"in the dtype `symtune eval` picks on that CPU, {r['dtype']}; the default on a CPU is {r['default_budget']}):",
+     lambda r: r["results"], [("workload", "workload", ""), ("token budget", "token_budget", "d"),
+                              ("prompts", "prompts", "d"), ("s/prompt", "seconds_per_prompt", ".3f"),
+                              ("× widest", "speedup_vs_widest", ".2f"), ("max abs Δ log-prob", "max_abs_logprob_diff", ".1e")]),
     ("profile_tuning-full-compile", profile_title,
      lambda r: r["results"], [("kind of work", "kind", ""), ("CPU seconds", "seconds", ".2f"), ("share", "share", ".0%"),
                               ("GFLOP/s", "gflop_per_s", ".0f")]),

@@ -85,7 +85,7 @@ class EvalConfig:
     calibrate: bool = True  # content-free calibration (the query block twice; the exemplars once)
     generate: bool = False  # also greedy generation + exact match on classification prompts
     max_new_tokens: int = 48  # generation stops at the line break; BIG-bench lists take ~3 tokens an element
-    token_budget: int = 16384  # prompt tokens a batch holds in its cache (one copy per scored label)
+    token_budget: int | None = None  # prompt tokens a batch holds in its cache (None: by device and job)
     max_prompt_tokens: int | None = None  # drop exemplars to fit (estimated tokens, model-independent)
     dtype: str = "auto"  # float32, bfloat16, or auto: bfloat16 where the CPU or GPU computes it natively
     allow_seen: bool = False
@@ -296,7 +296,7 @@ def score_items(model, tokenizer, items: list[dict], cfg: EvalConfig, cache: Req
             rank[request_key("rank", *request)] = request
         if item["generation"] or cfg.generate:
             generate[request_key("generate", item["text"], cfg.max_new_tokens)] = item["text"]
-    budget = {"token_budget": cfg.token_budget, "progress": progress}
+    budget = {"progress": progress} | ({} if cfg.token_budget is None else {"token_budget": cfg.token_budget})
     ranked = cache.run(partial(score_requests, model, tokenizer), rank, **budget)
     generated = cache.run(partial(generate_until, model, tokenizer, max_new_tokens=cfg.max_new_tokens), generate, **budget)
     return [judge(item, ranked, generated, cfg) for item in items]
@@ -507,8 +507,9 @@ def add_eval_parser(subparsers) -> None:
     p.add_argument("--no-calibration", action="store_true", help="skip the content-free pass (acc_calibrated)")
     p.add_argument("--generate", action="store_true", help="also greedy generation + exact match on classification prompts")
     p.add_argument("--max-new-tokens", type=int, default=48, help="cap on generated tokens (it stops at the line break)")
-    p.add_argument("--token-budget", type=int, default=16384,
-                   help="prompt tokens a batch may hold in its cache, one copy per scored label (memory bound)")
+    p.add_argument("--token-budget", type=int, default=None,
+                   help="prompt tokens a batch may hold in its cache, one copy per scored label (memory bound; "
+                        "default: 2048 for ranking on a CPU, else 16384)")
     p.add_argument("--max-prompt-tokens", type=int, default=None, help="drop exemplars so a prompt fits (estimated tokens)")
     p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"),
                    help="model weights' dtype (auto: bfloat16 where the CPU or GPU computes it natively)")
@@ -526,8 +527,8 @@ def run_eval(args) -> None:
     specs = args.tasks or ("builtin:linear" if args.suite == "linear" else None)
     if not specs:
         raise SymtuneError(f"the {args.suite} suite needs --tasks")
-    if args.n < 1 or args.k < 1 or args.seeds < 1:
-        raise SymtuneError("--n, --k and --seeds must be at least 1")
+    if args.n < 1 or args.k < 1 or args.seeds < 1 or (args.token_budget or 1) < 1:
+        raise SymtuneError("--n, --k, --seeds and --token-budget must be at least 1")
     if not args.model and not args.export_lmeval:
         raise SymtuneError("give at least one --model (or --export-lmeval DIR)")
     cfg = EvalConfig(

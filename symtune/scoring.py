@@ -37,8 +37,14 @@ from typing import NamedTuple
 import torch
 from tqdm.auto import tqdm
 from transformers import DynamicCache
+from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from symtune.errors import SymtuneError
+
+
+# transformers renamed the key/value cache argument and output field from past_key_values to cache
+# (the old name warns, and goes in 5.40); use whichever this version has.
+CACHE = "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
 
 
 class Request(NamedTuple):
@@ -238,12 +244,12 @@ def run_prefixes(model, prefixes: list[list[int]], pad_value: int, right: bool):
         last_position = torch.tensor([ids.shape[1] - 1], device=ids.device)
         out = model(input_ids=ids, attention_mask=mask, position_ids=positions_after(mask[:, :0], mask),
                     use_cache=True, logits_to_keep=last_position)
-        return out.past_key_values, mask, out.logits[:, -1]
+        return getattr(out, CACHE), mask, out.logits[:, -1]
     ends = mask.sum(-1) - 1
     keep = torch.unique(ends)  # sorted: logits only where some row ends
     # A cache without a config keeps every slot of sliding layers too: the tree's mask picks the window.
-    out = model(input_ids=ids, past_key_values=DynamicCache(), use_cache=True, logits_to_keep=keep)
-    return out.past_key_values, mask, out.logits[torch.arange(len(ids), device=ids.device), torch.searchsorted(keep, ends)]
+    out = model(input_ids=ids, use_cache=True, logits_to_keep=keep, **{CACHE: DynamicCache()})
+    return getattr(out, CACHE), mask, out.logits[torch.arange(len(ids), device=ids.device), torch.searchsorted(keep, ends)]
 
 
 class Tree(NamedTuple):
@@ -318,7 +324,7 @@ def score_tree(model, encoded: list[Encoded], cache, mask, last, pad_value: int)
         masks = tree_masks(model, trees, mask, positions)
         masks = {k: m.to(device) for k, m in masks.items()} if isinstance(masks, dict) else masks.to(device)
         logits = model(input_ids=ids.to(device), position_ids=positions.to(device), attention_mask=masks,
-                       past_key_values=cache, use_cache=True, logits_to_keep=torch.tensor(keep, device=device)).logits
+                       use_cache=True, logits_to_keep=torch.tensor(keep, device=device), **{CACHE: cache}).logits
         predicting = torch.cat([last, logits.flatten(0, 1)])
     targets = torch.tensor([i for t in trees for i in t.targets], device=device)
     token_lp, is_argmax = target_logprobs(predicting, targets, torch.tensor(sources, device=device))
@@ -348,7 +354,7 @@ def score_copies(model, encoded: list[Encoded], cache, mask, last, pad_value: in
     logits = last.unsqueeze(1)
     if len(keep):
         rest = model(input_ids=ids[:, :-1], attention_mask=torch.cat([mask, row_mask[:, :-1]], 1),
-                     position_ids=positions_after(mask, row_mask[:, :-1]), past_key_values=cache, use_cache=True,
+                     position_ids=positions_after(mask, row_mask[:, :-1]), use_cache=True, **{CACHE: cache},
                      logits_to_keep=keep).logits
         logits = torch.cat([logits, rest], dim=1)
     kept = torch.cat([torch.zeros(1, dtype=torch.long, device=device), keep + 1])
@@ -371,11 +377,19 @@ def score_shared_prefix(model, encoded: list[Encoded], pad_value: int) -> list[S
     return results
 
 
-def score_requests(model, tokenizer, requests: Sequence[Request | tuple], *, token_budget: int = 16384,
+def ranking_budget(device: torch.device) -> int:
+    """Default tokens per ranking batch. A ranking batch is one wide forward, and on a CPU a
+    narrow one runs faster: a layer's activations stay in cache (benchmarks/bench_token_budget.py
+    measures it). A GPU wants wide batches."""
+    return 2048 if device.type == "cpu" else 16384
+
+
+def score_requests(model, tokenizer, requests: Sequence[Request | tuple], *, token_budget: int | None = None,
                    progress: bool = False, on_batch=None) -> list[Scores]:
     """Rank-classification scores for each (context, continuations[, tails]) request.
     token_budget bounds the tokens a batch holds in its cache: prefix and tree once per request,
-    or, where the cache is copied, prefix and tail once per scored row."""
+    or, where the cache is copied, prefix and tail once per scored row (None: ranking_budget)."""
+    token_budget = token_budget or ranking_budget(model.device)
     encoded = [encode_request(tokenizer, *Request(*r)) for r in requests]
     if tree_attention(model):
         lengths = [len(e.prefix) + sum(map(len, e.tails)) + sum(map(len, e.continuations)) for e in encoded]

@@ -101,3 +101,13 @@ def test_the_profile_sorts_operators_into_kinds_of_work():
     assert [kind(op) for op in ("aten::mm", "aten::addmm", "aten::matmul")] == ["matmul", "matmul", "other"]
     assert kind("## Call CompiledFxGraph fyhgkf6b ##") == "compiled element-wise"
     assert kind("aten::_fused_adamw_") == "optimizer"
+
+
+def test_the_token_budget_benchmark_times_every_budget_on_the_same_scores(tiny_model_dir, tokenizer):
+    from bench_token_budget import seconds_per_budget
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
+    seconds, logprobs = seconds_per_budget(model, tokenizer, REQUESTS, [1, 64, 4096], rounds=2)
+    assert list(seconds) == [1, 64, 4096] and all(s > 0 for s in seconds.values())
+    assert len(logprobs[1]) == sum(len(conts) for _, conts in REQUESTS)
+    assert max(abs(a - b) for a, b in zip(logprobs[1], logprobs[4096])) < 1e-4

@@ -48,6 +48,16 @@ def test_shared_prefix_equals_one_forward_per_continuation(model, tokenizer):
     assert all(lp < 0 for s in naive for lp in s.logprobs)
 
 
+def test_ranking_batches_default_to_a_narrow_budget_on_a_cpu(model, tokenizer, monkeypatch):
+    import symtune.scoring as scoring
+
+    budgets = []
+    monkeypatch.setattr(scoring, "length_batches", lambda lengths, budget: budgets.append(budget) or [[0]])
+    score_requests(model, tokenizer, REQUESTS[:1])
+    assert budgets == [scoring.ranking_budget(torch.device("cpu"))] == [2048]
+    assert scoring.ranking_budget(torch.device("cuda")) > 2048
+
+
 def test_continuations_are_tokenized_after_the_prompt(tokenizer):
     context, conts = REQUESTS[0]
     prefix, tails, ids = encode_request(tokenizer, context, conts)
