@@ -11,7 +11,8 @@ and reports tokens per second (prompt + completion tokens, padding not counted) 
   +compile   the same with the recipe's `compile: true` (torch.compile of each decoder layer; its
              compilation falls in the unmeasured warm-up step)
 All configurations train on the same prompts, step by step in turn, so that a load change on this
-shared machine hits them alike.
+shared machine hits them alike. They share one process, so symtune's keep_freed_memory() (glibc
+keeps freed memory) holds for the baseline too.
 
     .venv/bin/python benchmarks/bench_train_speed.py [--steps 10] [--warmup 1] [--threads 2]
 
@@ -59,15 +60,18 @@ def baseline_step(model, optimizer, samples, pad_id: int) -> None:
     optimizer.zero_grad(set_to_none=True)
 
 
-def symtune_step(path: str, tokenizer, recipe, lora: bool, compile: bool):
-    """A function that runs one symtune optimizer step (its train_step) on a list of samples."""
+def symtune_step(path: str, tokenizer, recipe, lora: bool, compile: bool, keep_memory: bool = True):
+    """A function that runs one symtune optimizer step (its train_step) on a list of samples, in a
+    process set up as `symtune tune` sets it (keep_freed_memory(), unless `keep_memory` is off)."""
     from accelerate import Accelerator
     from transformers import AutoModelForCausalLM, get_scheduler
 
-    from symtune.train.data import make_batch, supervised_tokens
-    from symtune.train.loop import add_lora, compile_layers, make_optimizer, train_step, use_bf16
+    from symtune.train.data import make_batches, supervised_tokens
+    from symtune.train.loop import add_lora, compile_layers, keep_freed_memory, make_optimizer, train_step, use_bf16
 
     accelerator = Accelerator(cpu=True)
+    if keep_memory:
+        keep_freed_memory()
     bf16 = use_bf16(recipe.bf16, accelerator.device)
     model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation=recipe.attn_implementation)
     model = add_lora(model, recipe) if lora else model
@@ -77,8 +81,9 @@ def symtune_step(path: str, tokenizer, recipe, lora: bool, compile: bool):
     scheduler = get_scheduler("constant", optimizer)
 
     def step(samples):
-        batch = make_batch(samples, tokenizer.pad_token_id)
-        train_step(accelerator, model, optimizer, scheduler, batch, supervised_tokens(samples), recipe, bf16)
+        batches = make_batches(samples, tokenizer.pad_token_id, recipe.micro_batch_tokens)
+        train_step(accelerator, model, optimizer, scheduler, batches, supervised_tokens(samples), bf16,
+                   recipe.max_grad_norm)
     return step
 
 

@@ -8,7 +8,7 @@ block-diagonal attention and runs the LM head on the supervised positions only; 
 eager, and with the recipe's `compile: true` (each decoder layer through torch.compile, whose
 compiling falls in the untimed first step). TRL reads the prompts in symtune's order
 (sequential sampling), so both train on the same prompts at every step and the loss curves
-must overlay. Otherwise TRL keeps its defaults, run twice: gradient checkpointing on (its
+must overlay. Each run trains in a fresh process of its own. Otherwise TRL keeps its defaults, run twice: gradient checkpointing on (its
 default) and off ("tuned"); no packing (unsafe without FlashAttention). Full fine-tuning and LoRA.
 
 Speed is non-padding tokens (prompt + completion) per second of optimizer steps, counted
@@ -26,8 +26,10 @@ Needs the benchmark extras: pip install -e '.[bench]'.
 """
 
 import argparse
-import gc
+import json
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -134,6 +136,27 @@ def lora_config() -> LoraConfig:
                       target_modules=recipe.lora_target_modules, task_type="CAUSAL_LM")
 
 
+def run_alone(mode: str, run: str, workdir: Path, args) -> list[dict]:
+    """One run's log, trained in a fresh process: each tool starts from a clean heap and its own
+    process set-up (symtune's keep_freed_memory() does not reach TRL's runs)."""
+    command = [sys.executable, __file__, "--only", f"{mode}/{run}", "--workdir", str(workdir), "--model", args.model,
+               "--steps", str(args.steps), "--batch-size", str(args.batch_size), "--lr", str(args.lr),
+               "--threads", str(args.threads)] + ([] if args.bf16 else ["--no-bf16"])
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode:
+        raise SymtuneError(f"{mode} {run} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.splitlines()[-1])
+
+
+def run_one(only: str, workdir: Path, args) -> list[dict]:
+    mode, run = only.split("/")
+    model_path, lora = resolve_model(args.model), mode == "lora"
+    if run.startswith("symtune"):
+        return run_symtune(model_path, workdir, args, lora, compile=run == "symtune+compile")
+    rows = read_jsonl(workdir / "ordered.jsonl")
+    return run_trl(model_path, load_tokenizer(model_path), rows, workdir, args, lora, checkpointing=run == "trl-default")
+
+
 def tokens_per_s(log: list[dict]) -> float:
     measured = log[1:]  # the first step sets up kernels and allocators
     return sum(r["tokens"] for r in measured) / sum(r["seconds"] for r in measured)
@@ -219,14 +242,19 @@ def main():
     parser.add_argument("--max-tokens", type=int, default=512, help="prompt + completion tokens, at most")
     parser.add_argument("--no-bf16", dest="bf16", action="store_false", help="fp32 throughout instead of bf16 autocast")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--only", choices=[f"{m}/{r}" for m in ("full", "lora") for r in RUNS], help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)  # with --only: the parent's mixture
     args = parser.parse_args()
     if args.quick:
         args.steps, args.max_tokens = 3, 384
     if args.steps < 2:
         raise SymtuneError("--steps must be at least 2 (the first step is not timed)")
-    info = run_info("bench_tuning" if args.bf16 else "bench_tuning-fp32", args.threads, args.quick)
     use_threads(args.threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if args.only:
+        print(json.dumps(run_one(args.only, args.workdir, args)))
+        return
+    info = run_info("bench_tuning" if args.bf16 else "bench_tuning-fp32", args.threads, args.quick)
 
     sizes, repeats = ((1024, 2048), 3) if args.quick else ((1024, 2048, 4096), 5)
     native = bf16_native(torch.device("cpu"))
@@ -245,21 +273,17 @@ def main():
         workdir = Path(tmp)
         mixture = in_symtune_order(build_rows(tokenizer, args.steps * args.batch_size, args.max_tokens, workdir),
                                    tokenizer, workdir, args)
+        write_jsonl(workdir / "ordered.jsonl", mixture)
         span = attention_span(tokenizer, mixture)
         for mode in ("full", "lora"):
-            lora = mode == "lora"
-            flops, accounting = flops_per_token(model_path, lora, span)
+            flops, accounting = flops_per_token(model_path, mode == "lora", span)
             for run in RUNS:
                 load = round(os.getloadavg()[0], 2)
-                if run.startswith("symtune"):
-                    log = run_symtune(model_path, workdir, args, lora, compile=run == "symtune+compile")
-                else:
-                    log = run_trl(model_path, tokenizer, mixture, workdir, args, lora, checkpointing=run == "trl-default")
-                gc.collect()  # the trainers hold reference cycles; free one run's memory before the next
+                log = run_alone(mode, run, workdir, args)
                 curves[f"{mode}/{run}"] = log
                 speed = tokens_per_s(log)
                 rows.append({"mode": mode, "run": run, "tokens_per_s": speed, "load_average_before": load,
-                             "threads_used": torch.get_num_threads(),
+                             "threads_used": args.threads,
                              "mean_tokens_per_step": sum(r["tokens"] for r in log) / len(log),
                              "final_loss": sum(r["loss"] for r in log[-5:]) / len(log[-5:]),
                              "model_flops_per_token": flops, "flops_accounting": accounting,

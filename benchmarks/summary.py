@@ -72,6 +72,13 @@ SECTIONS = [  # (results name, title, the table's rows, its columns: (heading, k
      lambda r: r["results"], [("workload", "workload", ""), ("token budget", "token_budget", "d"),
                               ("prompts", "prompts", "d"), ("s/prompt", "seconds_per_prompt", ".3f"),
                               ("× widest", "speedup_vs_widest", ".2f"), ("max abs Δ log-prob", "max_abs_logprob_diff", ".1e")]),
+    ("bench_step_memory", lambda r: "**A tuning step's memory on a CPU** (symtune full fine-tuning, each configuration "
+     f"in a fresh process, {r['mean_tokens_per_step']:.0f} tokens a step; `whole`: one forward and backward a step "
+     "with keep_freed_memory(), as `symtune tune` runs on a CPU; 1024 and 512: `micro_batch_tokens`):",
+     lambda r: r["results"], [("config", "config", ""), ("tokens/s", "tokens_per_s", ".0f"),
+                              ("× glibc default", "speedup_vs_glibc_default", ".2f"),
+                              ("page faults per step (median)", "median_page_faults_per_step", ".0f"),
+                              ("peak RSS (GB)", "peak_rss_gb", ".2f")]),
     ("profile_tuning-full-compile", profile_title,
      lambda r: r["results"], [("kind of work", "kind", ""), ("CPU seconds", "seconds", ".2f"), ("share", "share", ".0%"),
                               ("GFLOP/s", "gflop_per_s", ".0f")]),

@@ -21,7 +21,7 @@ from symtune.io import read_jsonl
 from symtune.mixture import MixtureConfig, build_mixture
 from symtune.models import load_model
 from symtune.train import Recipe, load_recipe, loop, tune
-from symtune.train.data import TrainingData, encode, make_batch, pack, step_prompts
+from symtune.train.data import TrainingData, encode, make_batch, make_batches, pack, step_prompts
 from symtune.train.loop import supervised_logits
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,6 +90,49 @@ def test_pack_fills_rows_up_to_the_limit():
     rows = pack(samples, 100)
     assert [[len(ids) for ids, _ in row] for row in rows] == [[60, 40], [50, 30, 20]]
     assert [[len(ids) for ids, _ in row] for row in pack(samples, 60)] == [[60], [50], [40, 20], [30]]
+
+
+def test_micro_batches_deal_the_packed_rows_into_the_fewest_parts_under_the_budget():
+    samples = [(list(range(10, 10 + n)), 2) for n in (60, 50, 40, 30, 20, 10)]  # rows of 60 wide: 60, 50+10, 40+20, 30
+    whole = make_batches(samples, pad_id=0)
+    assert len(whole) == 1 and whole[0]["input_ids"].shape == (4, 60)
+    for budget, parts in ((240, 1), (239, 2), (120, 2), (119, 4), (60, 4), (1, 4)):  # a row alone may exceed it
+        batches = make_batches(samples, pad_id=0, max_tokens=budget)
+        assert len(batches) == parts
+        assert budget < 60 or all(b["input_ids"].numel() <= budget for b in batches)
+        assert sum(len(b["targets"]) for b in batches) == sum(len(ids) - 2 for ids, _ in samples)
+        assert sum(int((b["input_ids"] != 0).sum()) for b in batches) == sum(len(ids) for ids, _ in samples)
+
+
+def test_micro_batches_train_like_the_whole_batch(tiny_model_dir, mixture, tmp_path):
+    whole = tune(str(tiny_model_dir), mixture, tmp_path / "whole", quick(micro_batch_tokens=1 << 20), progress=False)
+    micro = tune(str(tiny_model_dir), mixture, tmp_path / "micro", quick(micro_batch_tokens=8), progress=False)
+    assert losses(micro) == pytest.approx(losses(whole), abs=1e-5)
+    assert len(set(losses(whole))) == 4  # the steps differ, so a wrong gradient scale would show after step 1
+
+
+def test_keep_freed_memory_sets_glibc_to_reuse_memory_and_is_a_no_op_without_glibc(monkeypatch):
+    calls = []
+
+    class FakeLibc:
+        def mallopt(self, param, value):
+            calls.append((param, value))
+            return 1
+
+    monkeypatch.setattr(loop.ctypes, "CDLL", lambda name: FakeLibc())
+    loop.keep_freed_memory()
+    assert calls == [(loop.M_MMAP_MAX, 0), (loop.M_TRIM_THRESHOLD, 2**40)]
+
+    def no_glibc(name):
+        raise OSError(name)
+
+    monkeypatch.setattr(loop.ctypes, "CDLL", no_glibc)
+    loop.keep_freed_memory()  # musl, macOS, Windows: nothing to set, no error
+
+
+def test_micro_batch_tokens_below_one_is_refused():
+    with pytest.raises(SymtuneError, match="micro_batch_tokens must be at least 1"):
+        quick(micro_batch_tokens=0)
 
 
 # ---- data: schedule, stages, ratios -----------------------------------------------------------

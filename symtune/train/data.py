@@ -5,6 +5,7 @@ Every step's prompts are fixed by the seed and the step number alone, so a resum
 spread over several processes) sees exactly the prompts of an uninterrupted single-process run.
 """
 
+import math
 import random
 import sys
 from pathlib import Path
@@ -135,13 +136,26 @@ def pack(samples: list[tuple[list[int], int]], width: int) -> list[list[tuple[li
     return rows
 
 
+def make_batches(samples: list[tuple[list[int], int]], pad_id: int, max_tokens: int | None = None) -> list[dict]:
+    """The samples packed into rows (see rows_batch) and dealt round-robin into the fewest
+    micro-batches of at most `max_tokens` padded tokens each (a single row may be wider)."""
+    rows = pack(samples, max(len(ids) for ids, _ in samples))
+    width = max(sum(len(ids) for ids, _ in row) for row in rows)
+    rows_per_part = max(1, max_tokens // width) if max_tokens else len(rows)
+    parts = math.ceil(len(rows) / rows_per_part)
+    return [rows_batch(rows[i::parts], pad_id) for i in range(parts)]
+
+
 def make_batch(samples: list[tuple[list[int], int]], pad_id: int) -> dict:
+    return make_batches(samples, pad_id)[0]
+
+
+def rows_batch(rows: list[list[tuple[list[int], int]]], pad_id: int) -> dict:
     """Packed rows with position ids restarting at each sample, so that samples never attend to each
     other, and `select`: the positions whose next token is a completion token, with those `targets`.
 
     Rows are as wide as the longest sample: shorter samples fill the rest of the rows with little
     padding, and attention (quadratic in the row width) costs no more than for unpacked samples."""
-    rows = pack(samples, max(len(ids) for ids, _ in samples))
     width = max(sum(len(ids) for ids, _ in row) for row in rows)
     input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     position_ids = torch.zeros((len(rows), width), dtype=torch.long)
@@ -158,7 +172,7 @@ def make_batch(samples: list[tuple[list[int], int]], pad_id: int) -> dict:
             start = end
         position_ids[r, start:] = torch.arange(width - start)  # the padding is a sequence of its own
     return {"input_ids": input_ids, "position_ids": position_ids, "select": select,
-            "targets": torch.tensor(targets, dtype=torch.long), "tokens": sum(len(ids) for ids, _ in samples)}
+            "targets": torch.tensor(targets, dtype=torch.long)}
 
 
 def supervised_tokens(samples) -> int:

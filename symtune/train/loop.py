@@ -4,6 +4,8 @@ The same code runs in one CPU process and under `accelerate launch` (DDP, FSDP, 
 process builds the same global batch of prompts for a step and trains on its share of it.
 """
 
+import contextlib
+import ctypes
 import json
 import os
 import shutil
@@ -19,7 +21,7 @@ from symtune.io import read_jsonl, write_json, write_jsonl
 from symtune.mixture import TRAINING_RECORD
 from symtune.models import bf16_native, load_model, load_tokenizer, model_fingerprint, resolve_model
 from symtune.train.checkpoint import SAVE_ERRORS, checkpoints, load_checkpoint, save_checkpoint
-from symtune.train.data import TrainingData, make_batch, supervised_tokens
+from symtune.train.data import TrainingData, make_batches, supervised_tokens
 from symtune.train.output import model_card, plot_loss
 from symtune.train.recipe import Recipe, load_recipe
 
@@ -73,6 +75,23 @@ def compile_layers(model) -> None:
         layer.compile(dynamic=True)
 
 
+M_TRIM_THRESHOLD, M_MMAP_MAX = -1, -4  # glibc's mallopt parameters (malloc.h)
+
+
+def keep_freed_memory() -> None:
+    """Have glibc keep freed memory for the next allocation instead of handing it back to the OS.
+    A CPU step allocates and frees GBs of activations; by default glibc returns much of it (large
+    blocks are mmap'd and unmapped, the heap's free top is trimmed) and the next step page-faults
+    it in again, hundreds of thousands of faults a step (benchmarks/bench_allocator.py). The
+    process keeps its peak memory instead. Does nothing without glibc."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    libc.mallopt(M_MMAP_MAX, 0)  # large blocks come from the heap as well
+    libc.mallopt(M_TRIM_THRESHOLD, 2**40)  # and the heap never shrinks
+
+
 def make_optimizer(model, recipe: Recipe):
     params = [p for p in model.parameters() if p.requires_grad]
     if recipe.optimizer == "adafactor":
@@ -97,18 +116,25 @@ def supervised_logits(accelerator, model, batch, bf16: bool) -> torch.Tensor:
         hook.remove()
 
 
-def train_step(accelerator, model, optimizer, scheduler, batch, n_targets: int, recipe: Recipe, bf16: bool) -> float:
-    """One optimizer step; returns the mean loss over all completion tokens of the global batch."""
-    logits = supervised_logits(accelerator, model, batch, bf16)
-    loss_sum = F.cross_entropy(logits.float(), batch["targets"].to(logits.device), reduction="sum")
-    # processes' gradients are averaged; scaling by their number makes the result the global token mean
-    accelerator.backward(loss_sum * accelerator.num_processes / n_targets)
-    if recipe.max_grad_norm:
-        accelerator.clip_grad_norm_(model.parameters(), recipe.max_grad_norm)
+def train_step(accelerator, model, optimizer, scheduler, batches: list[dict], n_targets: int, bf16: bool,
+               max_grad_norm: float | None) -> float:
+    """One optimizer step over this process's micro-batches, whose gradients accumulate; returns the
+    mean loss over all completion tokens of the global batch."""
+    loss_sum = 0.0
+    for i, batch in enumerate(batches):
+        last = i == len(batches) - 1
+        with contextlib.nullcontext() if last else accelerator.no_sync(model):  # processes sync once, at the end
+            logits = supervised_logits(accelerator, model, batch, bf16)
+            loss = F.cross_entropy(logits.float(), batch["targets"].to(logits.device), reduction="sum")
+            # processes' gradients are averaged; scaling by their number makes the result the global token mean
+            accelerator.backward(loss * accelerator.num_processes / n_targets)
+        loss_sum += loss.detach()
+    if max_grad_norm:
+        accelerator.clip_grad_norm_(model.parameters(), max_grad_norm)
     optimizer.step()
     scheduler.step()
     optimizer.zero_grad(set_to_none=True)
-    return accelerator.reduce(loss_sum.detach(), "sum").item() / n_targets
+    return accelerator.reduce(loss_sum, "sum").item() / n_targets
 
 
 MODEL_MARKERS = ("config.json", "adapter_config.json")
@@ -186,7 +212,7 @@ def tune(model: str, data=None, out="run", recipe: Recipe | str = "cpu-small", r
          progress: bool = True) -> Path:
     """Tune `model` on the mixture folder `data` (or the recipe's stages); return the output folder."""
     from accelerate import Accelerator
-    from accelerate.utils import set_seed
+    from accelerate.utils import DistributedType, set_seed
     from tqdm import tqdm
     from transformers import get_scheduler
 
@@ -197,8 +223,12 @@ def tune(model: str, data=None, out="run", recipe: Recipe | str = "cpu-small", r
     world, rank = accelerator.num_processes, accelerator.process_index
     if recipe.batch_size < world:
         raise SymtuneError(f"batch_size {recipe.batch_size} is smaller than the {world} processes")
-    if accelerator.device.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:  # the user's count wins
-        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // int(os.environ.get("LOCAL_WORLD_SIZE", 1))))
+    if recipe.micro_batch_tokens and accelerator.distributed_type == DistributedType.DEEPSPEED:
+        raise SymtuneError("micro_batch_tokens must be null under DeepSpeed, whose backward also steps the optimizer")
+    if accelerator.device.type == "cpu":
+        keep_freed_memory()
+        if "OMP_NUM_THREADS" not in os.environ:  # the user's count wins
+            torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // int(os.environ.get("LOCAL_WORLD_SIZE", 1))))
     bf16 = use_bf16(recipe.bf16, accelerator.device)
     set_seed(recipe.seed)
 
@@ -228,9 +258,10 @@ def tune(model: str, data=None, out="run", recipe: Recipe | str = "cpu-small", r
     for step in range(start, recipe.max_steps):
         started = time.perf_counter()
         samples = training.global_batch(step)
-        batch = make_batch(samples[rank::world], tokenizer.pad_token_id)
+        batches = make_batches(samples[rank::world], tokenizer.pad_token_id, recipe.micro_batch_tokens)
         lr = optimizer.param_groups[0]["lr"]
-        loss = train_step(accelerator, net, optimizer, scheduler, batch, supervised_tokens(samples), recipe, bf16)
+        loss = train_step(accelerator, net, optimizer, scheduler, batches, supervised_tokens(samples), bf16,
+                          recipe.max_grad_norm)
         log.append(log_row(step + 1, training.stage_of_step[step], loss, lr, samples, time.perf_counter() - started))
         if accelerator.is_main_process:
             with open(out / LOG, "a", encoding="utf-8") as f:

@@ -39,6 +39,8 @@ class Recipe:
     merge_lora: bool = False  # save a merged full model instead of the adapter
     bf16: bool | str = "auto"  # bf16 autocast: true, false, or auto (on where the CPU or GPU supports bf16)
     attn_implementation: str = "sdpa"  # sdpa, eager, or flash_attention_2 (GPU: packed rows run as varlen)
+    micro_batch_tokens: int | None = None  # padded tokens per forward/backward within a step, gradients
+    #                                        accumulating: less activation memory (None: the whole batch)
     compile: bool = False  # torch.compile each decoder layer: fused element-wise work, a minute or two to compile
     symbol_fraction: float | None = None  # resample each mixture to this share of kind=="symbol" rows (the rest:
     #                                       natural and random-label rows)
@@ -51,7 +53,8 @@ class Recipe:
         return dataclasses.asdict(self)
 
 
-RUN_KEYS = ("save_every", "keep_checkpoints", "compile")  # keys that may change between a run and its resumption
+# keys that may change between a run and its resumption
+RUN_KEYS = ("save_every", "keep_checkpoints", "compile", "micro_batch_tokens")
 
 
 def recipe_path(name_or_path: str) -> Path:
@@ -123,7 +126,8 @@ def checked(recipe: Recipe) -> Recipe:
             raise SymtuneError(f"recipe key {f.name} must be {names}, got {value!r}")
         setattr(recipe, f.name, value)
     positive = {"max_steps": recipe.max_steps, "batch_size": recipe.batch_size, "max_seq_len": recipe.max_seq_len,
-                "save_every": recipe.save_every, "keep_checkpoints": recipe.keep_checkpoints, "lora_r": recipe.lora_r}
+                "save_every": recipe.save_every, "keep_checkpoints": recipe.keep_checkpoints, "lora_r": recipe.lora_r,
+                "micro_batch_tokens": 1 if recipe.micro_batch_tokens is None else recipe.micro_batch_tokens}
     for key, value in positive.items():
         if value < 1:
             raise SymtuneError(f"recipe key {key} must be at least 1, got {value}")
