@@ -18,7 +18,7 @@ FLOPs count the weights and attention as PaLM's MFU does (flops_per_token). The 
 also given as a share of the rate the CPU reaches at the model's own (narrow) layer shapes.
 
     .venv/bin/python benchmarks/bench_tuning.py            # 30 steps per run
-    .venv/bin/python benchmarks/bench_tuning.py --quick    # 3 steps per run, a few minutes
+    .venv/bin/python benchmarks/bench_tuning.py --quick    # a smoke run: 3 small steps, no compile runs, < 5 min
 
 Writes benchmarks/results/bench_tuning[-fp32][-quick].json, .md and .png (loss curves and tokens/s);
 -fp32 for a --no-bf16 run, so that the fp32 and bf16 comparisons live side by side.
@@ -55,6 +55,7 @@ from symtune.train.data import TrainingData
 
 TASKS = ("sst2", "trec", "snli", "ag_news")  # tuning-pool tasks from ../shared/data
 RUNS = ("symtune", "symtune+compile", "trl-default", "trl-no-checkpointing")
+STYLES = dict(zip(RUNS, ("-", ":", "-", "--")))  # each tool's two runs compute the same losses
 
 
 def build_rows(tokenizer, n: int, max_tokens: int, workdir: Path) -> list[dict]:
@@ -217,15 +218,15 @@ def flops_per_token(model_path: str, lora: bool, span: float) -> tuple[float, st
 def plot(curves: dict, rows: list[dict]):
     fig, axes = plt.subplots(1, 3, figsize=(14, 3.8))
     for ax, mode in zip(axes[:2], ("full", "lora")):
-        for run, style in zip(RUNS, ("-", ":", "-", "--")):  # each tool's two runs compute the same losses
+        for run in (r["run"] for r in rows if r["mode"] == mode):
             log = curves[f"{mode}/{run}"]
-            ax.plot([r["step"] for r in log], [r["loss"] for r in log], style, label=run, linewidth=1.2)
+            ax.plot([r["step"] for r in log], [r["loss"] for r in log], STYLES[run], label=run, linewidth=1.2)
         ax.set_title(f"{mode} fine-tuning")
         ax.set_xlabel("step")
         ax.set_ylabel("loss on completion tokens")
         ax.legend()
     axes[2].barh([f"{r['mode']} {r['run']}" for r in rows][::-1], [r["tokens_per_s"] for r in rows][::-1],
-                 color=["C0", "C1", "C2", "C3"][::-1] * 2)  # each run's colour in the loss panels
+                 color=[f"C{RUNS.index(r['run'])}" for r in rows][::-1])  # each run's colour in the loss panels
     axes[2].set_xlabel("tokens / s (non-padding)")
     axes[2].set_title("speed")
     fig.tight_layout()
@@ -234,7 +235,8 @@ def plot(curves: dict, rows: list[dict]):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="3 steps per run, prompts of at most 384 tokens")
+    parser.add_argument("--quick", action="store_true",
+                        help="3 steps of 4 prompts of at most 192 tokens, no compile runs: under 5 minutes")
     parser.add_argument("--model", default="smollm2-135m-instruct")
     parser.add_argument("--steps", type=int, default=30, help="optimizer steps per run (the first is not timed)")
     parser.add_argument("--batch-size", type=int, default=8, help="prompts per optimizer step")
@@ -246,7 +248,7 @@ def main():
     parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)  # with --only: the parent's mixture
     args = parser.parse_args()
     if args.quick:
-        args.steps, args.max_tokens = 3, 384
+        args.steps, args.batch_size, args.max_tokens = 3, 4, 192
     if args.steps < 2:
         raise SymtuneError("--steps must be at least 2 (the first step is not timed)")
     use_threads(args.threads)
@@ -269,6 +271,7 @@ def main():
     layer_rate = layer_matmul_rate(model_path, args.batch_size * args.max_tokens, dtype, repeats)
     print(f"matmul rate at the model's layer shapes: {layer_rate / 1e9:.0f} GFLOP/s")
     curves, rows = {}, []
+    runs = [r for r in RUNS if not (args.quick and r.endswith("+compile"))]  # compiling alone takes minutes
     with tempfile.TemporaryDirectory(prefix="bench_tuning.") as tmp:
         workdir = Path(tmp)
         mixture = in_symtune_order(build_rows(tokenizer, args.steps * args.batch_size, args.max_tokens, workdir),
@@ -277,7 +280,7 @@ def main():
         span = attention_span(tokenizer, mixture)
         for mode in ("full", "lora"):
             flops, accounting = flops_per_token(model_path, mode == "lora", span)
-            for run in RUNS:
+            for run in runs:
                 load = round(os.getloadavg()[0], 2)
                 log = run_alone(mode, run, workdir, args)
                 curves[f"{mode}/{run}"] = log
@@ -291,7 +294,7 @@ def main():
                              "share_of_layer_matmul_rate": speed * flops / layer_rate})
                 print(f"{mode} {run}: {speed:.0f} tokens/s, final loss {rows[-1]['final_loss']:.3f}", flush=True)
             base = {r["run"]: r["tokens_per_s"] for r in rows if r["mode"] == mode}
-            for r in rows[-len(RUNS):]:
+            for r in rows[-len(runs):]:
                 r["speedup_vs_trl_default"] = r["tokens_per_s"] / base["trl-default"]
                 r["speedup_vs_trl_no_checkpointing"] = r["tokens_per_s"] / base["trl-no-checkpointing"]
 
