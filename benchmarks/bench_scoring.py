@@ -11,7 +11,8 @@ chunk (symtune, lm-eval, symtune, lm-eval, ...), so a change in machine load hit
     .venv/bin/python benchmarks/bench_scoring.py            # 200 prompts per cell
     .venv/bin/python benchmarks/bench_scoring.py --quick    # 4 prompts per cell, a few minutes
 
-Cells: 3 and 6 labels, fp32 and bf16. Writes benchmarks/results/bench_scoring[-quick].json
+Cells: 3 and 6 labels, fp32 and bf16 (bf16 only where the CPU runs it natively, as with
+AVX512-BF16 or AMX; elsewhere it is emulated, some 100x slower, unless --dtypes asks). Writes benchmarks/results/bench_scoring[-quick].json
 and .png. Each finished cell is kept in a .partial.json beside them, so an interrupted run
 picks up at the next cell when re-run with the same settings. Needs the benchmark extras:
 pip install -e '.[bench]'.
@@ -32,7 +33,7 @@ from lm_eval.models.huggingface import HFLM
 
 from symtune.errors import SymtuneError
 from symtune.io import read_json, write_json
-from symtune.models import load_model
+from symtune.models import bf16_native, load_model
 from symtune.prompts import Setting, build_eval_prompts
 from symtune.scoring import score_requests
 from symtune.tasks.registry import load_task_list
@@ -130,19 +131,24 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--token-budget", type=int, default=4096, help="symtune: padded prompt tokens per forward")
     parser.add_argument("--lmeval-batch-size", type=int, default=8, help="lm-eval: sequences per forward")
+    parser.add_argument("--dtypes", nargs="+", choices=list(DTYPES), help="default: fp32, and bf16 where it is native")
     args = parser.parse_args()
     if args.quick:
         args.n, args.chunks = 4, 2
     info = run_info("bench_scoring", args.threads, args.quick)
     use_threads(args.threads)
+    dtypes = args.dtypes or [d for d in DTYPES if d == "fp32" or bf16_native(torch.device("cpu"))]
+    if "bf16" not in dtypes:
+        print("bf16 cells skipped: this CPU emulates bf16 (ask for them with --dtypes fp32 bf16)")
 
     settings = {key: getattr(args, key) for key in ("model", "n", "k", "chunks", "threads", "token_budget", "lmeval_batch_size")}
+    settings["dtypes"] = dtypes
     partial = RESULTS / f"{info['benchmark']}{'-quick' if args.quick else ''}.partial.json"
     rows = kept_cells(partial, settings)
     info["cells_from_an_interrupted_run"] = [f"C={r['labels']} {r['dtype']}" for r in rows]  # not in wall_seconds
-    for dtype_name, dtype in DTYPES.items():
+    for dtype_name in dtypes:
         pending = [c for c in TASKS if not any(r["labels"] == c and r["dtype"] == dtype_name for r in rows)]
-        model, tokenizer = load_model(args.model, dtype=dtype) if pending else (None, None)
+        model, tokenizer = load_model(args.model, dtype=DTYPES[dtype_name]) if pending else (None, None)
         for n_labels in pending:
             tasks = TASKS[n_labels]
             requests = build_requests(n_labels, args.n, args.k)
@@ -163,7 +169,7 @@ def main():
         summary += (f"\n\nCells from an interrupted run with the same settings (their time is not in this run's): "
                     f"{', '.join(info['cells_from_an_interrupted_run'])}.")
     print(summary)
-    result = {**info, "model": args.model, "k": args.k, "chunks": args.chunks, "token_budget": args.token_budget,
+    result = {**info, "model": args.model, "dtypes": dtypes, "k": args.k, "chunks": args.chunks, "token_budget": args.token_budget,
               "lmeval_batch_size": args.lmeval_batch_size, "results": rows}
     save(result, plot(rows), summary)
     partial.unlink()
