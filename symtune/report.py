@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from symtune.errors import SymtuneError
+from symtune.evaluate import mean_se
 from symtune.io import atomic_write, pyplot, read_json, save_figure, write_json
 
 METRICS = {  # name -> what the tables call it
@@ -66,9 +67,32 @@ def markdown(results: dict) -> str:
         rows += [[model, *(pct(m["conditions"][c["name"]]["mean"]["metrics"].get(metric)) for c in conditions)]
                  for model, m in models.items()]
         parts += [f"### {metric}: {METRICS[metric]}", table(["model", *heads], rows)]
+    parts += paired_differences(models, conditions, heads, present_metrics(results))
     for model, m in models.items():
         parts += per_task_table(model, [m["conditions"][c["name"]] for c in conditions], heads, present_metrics(results))
     return "\n\n".join(parts) + "\n"
+
+
+def paired_differences(models: dict, conditions: list[dict], heads: list[str], metrics: list[str]) -> list[str]:
+    """Each row minus the first (base), seed by seed, then mean ± standard error over seeds. Every
+    row scores the same prompts in a seed, so this error leaves out the prompt-to-prompt variance
+    that the tables above carry in each row's own error."""
+    (first, base), *others = models.items()
+    if not others or len(base["conditions"][conditions[0]["name"]]["mean"]["metrics"]["acc"]["per_seed"]) < 2:
+        return []
+    parts = [f"### Difference from {first}, paired by seed (points)"]
+    for metric in metrics:
+        rows = [[model, *(delta(m, base, c["name"], metric) for c in conditions)] for model, m in others]
+        parts += [f"{metric}:", table(["model", *heads], rows)]
+    return parts
+
+
+def delta(model: dict, base: dict, condition: str, metric: str) -> str:
+    ours, theirs = (m["conditions"][condition]["mean"]["metrics"].get(metric) for m in (model, base))
+    if not ours or not theirs:
+        return "–"
+    s = mean_se([a - b for a, b in zip(ours["per_seed"], theirs["per_seed"])])
+    return f"{100 * s['mean']:+.1f} ± {100 * s['stderr']:.1f}"
 
 
 def fmt_chance(summary: dict | None) -> str:

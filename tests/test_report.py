@@ -143,3 +143,17 @@ def test_bar_plots_draw_chance_for_ranking_metrics_only(metric, lines):
     _, ax = pyplot().subplots()
     plot_bars(ax, results["conditions"], merge_models([("x", results)]), metric)
     assert sum(len(c.get_segments()) for c in ax.collections if c.get_linestyle()[0][1]) == lines
+
+
+def test_paired_differences_subtract_base_seed_by_seed():
+    results = fake_results("grid")
+    base, tuned = (results["models"][m]["conditions"]["noinstr-symbols"]["mean"]["metrics"]["acc"]["per_seed"]
+                   for m in ("base", "tuned"))
+    diffs = [100 * (t - b) for t, b in zip(tuned, base)]
+    mean = sum(diffs) / 2
+    se = abs(diffs[0] - diffs[1]) / 2  # the standard error of two values
+    text = markdown(results).split("### Difference from base, paired by seed (points)")[1].split("###")[0]
+    row = text.split("acc:")[1].split("| tuned |")[1].splitlines()[0]
+    assert row.strip(" |").split(" | ")[-1] == f"{mean:+.1f} ± {se:.1f}"
+    assert "Difference from" not in markdown(fake_results("grid", seeds=(0,)))
+    assert "Difference from" not in markdown(fake_results("grid", models=("base",)))
