@@ -92,7 +92,8 @@ def delta(model: dict, base: dict, condition: str, metric: str) -> str:
     if not ours or not theirs:
         return "–"
     s = mean_se([a - b for a, b in zip(ours["per_seed"], theirs["per_seed"])])
-    return f"{100 * s['mean']:+.1f} ± {100 * s['stderr']:.1f}"
+    mean = round(100 * s["mean"], 1) + 0.0  # + 0.0 turns a rounding residue's -0.0 into 0.0
+    return f"{mean:+.1f} ± {100 * s['stderr']:.1f}"
 
 
 def fmt_chance(summary: dict | None) -> str:
