@@ -156,10 +156,10 @@ def test_paired_differences_subtract_base_seed_by_seed():
     row = text.split("acc:")[1].split("| tuned |")[1].splitlines()[0]
     assert row.strip(" |").split(" | ")[-1] == f"{mean:+.1f} ± {se:.1f}"
     assert "Difference from" not in markdown(fake_results("grid", seeds=(0,)))
+    assert "Difference from" not in markdown(fake_results("grid", models=("base",)))
 
 
 def test_a_rounding_residue_is_not_a_negative_difference():
     def model(per_seed):
         return {"conditions": {"c": {"mean": {"metrics": {"acc": {"per_seed": per_seed}}}}}}
     assert delta(model([0.3, 0.3]), model([0.1 + 0.2, 0.3]), "c", "acc") == "+0.0 ± 0.0"  # not -0.0
-    assert "Difference from" not in markdown(fake_results("grid", models=("base",)))
