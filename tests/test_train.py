@@ -17,7 +17,7 @@ from helpers import toy_task
 from transformers import AutoModelForCausalLM
 
 from symtune.errors import SymtuneError
-from symtune.io import read_jsonl
+from symtune.io import read_jsonl, write_jsonl
 from symtune.mixture import MixtureConfig, build_mixture
 from symtune.models import load_model
 from symtune.train import Recipe, load_recipe, loop, tune
@@ -72,6 +72,114 @@ def test_packed_samples_never_see_each_other(tokenizer, tmp_path, architecture, 
     torch.testing.assert_close(per_token_loss(model, packed), torch.cat(alone), rtol=0, atol=1e-5)
     leaky = dict(packed, position_ids=torch.arange(packed["input_ids"].shape[1])[None])  # no restarts: one long text
     assert not torch.allclose(per_token_loss(model, leaky), torch.cat(alone), atol=1e-3)
+
+
+class FakeFlashAttention:
+    """Pure-torch stand-ins for flash-attn's kernels, plugged in under transformers' real FA2 dispatch
+    (`_flash_attention_forward`), so that a CPU runs the code path a GPU runs. Each call records which
+    keys every query may see, as (row, query position, key position) triples."""
+
+    def __init__(self):
+        self.seen = []
+
+    @staticmethod
+    def attend(q, k, v, allowed, scale):  # q: (s, h, d), k and v: (s, kv heads, d), allowed: (s, s)
+        k, v = (x.repeat_interleave(q.shape[1] // x.shape[1], dim=1) for x in (k, v))
+        scores = torch.einsum("qhd,khd->hqk", q, k) * (scale or q.shape[-1] ** -0.5)
+        weights = scores.masked_fill(~allowed, float("-inf")).softmax(-1)
+        return torch.einsum("hqk,khd->qhd", weights, v)
+
+    @staticmethod
+    def causal(n, window_size):
+        i, j = torch.arange(n)[:, None], torch.arange(n)[None]
+        left = window_size[0] if window_size and window_size[0] >= 0 else n
+        return (j <= i) & (i - j <= left)
+
+    def flash_attn_func(self, q, k, v, dropout_p=0.0, softmax_scale=None, causal=False, window_size=(-1, -1)):
+        allowed = self.causal(q.shape[1], window_size)
+        for row in range(q.shape[0]):
+            self.seen += [(row, int(a), int(b)) for a, b in allowed.nonzero()]
+        return torch.stack([self.attend(q[r], k[r], v[r], allowed, softmax_scale) for r in range(q.shape[0])])
+
+    def flash_attn_varlen_func(self, q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, dropout_p=0.0,
+                               softmax_scale=None, causal=False, window_size=(-1, -1)):
+        out = torch.empty_like(q)
+        for start, end in zip(cu_seqlens_q.tolist(), cu_seqlens_q[1:].tolist()):
+            allowed = self.causal(end - start, window_size)
+            self.seen += [(0, start + int(a), start + int(b)) for a, b in allowed.nonzero()]
+            out[start:end] = self.attend(q[start:end], k[start:end], v[start:end], allowed, softmax_scale)
+        return out
+
+    def install(self, monkeypatch):
+        from transformers import modeling_flash_attention_utils as fa
+
+        monkeypatch.setattr(fa, "_loaded_implementation", "flash_attention_2")
+        monkeypatch.setattr(fa, "_flash_fn", self.flash_attn_func)
+        monkeypatch.setattr(fa, "_flash_varlen_fn", self.flash_attn_varlen_func)
+        monkeypatch.setattr(fa, "_process_flash_kwargs_fn", fa._lazy_define_process_function(self.flash_attn_varlen_func))
+
+
+def sample_of_each_position(batch) -> torch.Tensor:
+    """Which sample each (row, position) of a packed batch belongs to: a new one wherever position_ids restart."""
+    starts = batch["position_ids"] == 0
+    return starts.flatten().cumsum(0).view(starts.shape)
+
+
+def flash_model(path, monkeypatch):
+    """A model whose attention runs through transformers' flash_attention_2 path on FakeFlashAttention."""
+    fake = FakeFlashAttention()
+    fake.install(monkeypatch)
+    model = AutoModelForCausalLM.from_pretrained(path, attn_implementation="sdpa")
+    model.config._attn_implementation = "flash_attention_2"  # from_pretrained would look for the flash-attn package
+    return model, fake
+
+
+@pytest.mark.parametrize("architecture", ["llama", "gemma3"])
+def test_flash_attention_runs_each_packed_sample_alone(tokenizer, tmp_path, monkeypatch, architecture):
+    path = save_tiny_model(tmp_path, tokenizer, architecture)
+    samples = encode(tokenizer, [p for p, _ in PAIRS], [c for _, c in PAIRS])
+    [batch] = make_batches(samples, tokenizer.pad_token_id, varlen=True)
+    reference = AutoModelForCausalLM.from_pretrained(path, attn_implementation="eager")
+    alone = [per_token_loss(reference, make_batch([s], tokenizer.pad_token_id))
+             for s in sorted(samples, key=lambda s: -len(s[0]))]  # packing puts the longest first
+    model, fake = flash_model(path, monkeypatch)
+    losses_flash = per_token_loss(model, batch)
+    sample = sample_of_each_position(batch)
+    assert fake.seen and all(sample[r, q] == sample[r, k] for r, q, k in fake.seen)  # no query sees another prompt
+    torch.testing.assert_close(losses_flash, torch.cat(alone), rtol=0, atol=1e-5)
+    fake.seen.clear()  # what transformers does with several packed rows: plain causal attention over each row
+    rows = make_batch(samples, tokenizer.pad_token_id)
+    per_token_loss(model, rows)
+    sample = sample_of_each_position(rows)
+    assert any(sample[r, q] != sample[r, k] for r, q, k in fake.seen)
+
+
+def test_flash_attention_tunes_like_sdpa(tiny_model_dir, tmp_path, monkeypatch):
+    """End to end through tune(): the packed micro-batches under flash attention give sdpa's losses."""
+    mixture = tmp_path / "mix"  # prompts of very different lengths, so that rows hold several of them
+    write_jsonl(mixture / "train.jsonl", [{"prompt": f"Input: {'word ' * (i * i % 23)}\nOutput:", "completion": f" {i}"}
+                                          for i in range(16)])
+    sdpa = tune(str(tiny_model_dir), mixture, tmp_path / "sdpa", quick(max_steps=3), progress=False)
+    fake = FakeFlashAttention()
+    fake.install(monkeypatch)
+    real_load = loop.load_model
+
+    def load_for_flash(path, dtype=None, attn_implementation=None):
+        model, tok = real_load(path, dtype=dtype, attn_implementation="sdpa")
+        model.config._attn_implementation = attn_implementation
+        return model, tok
+
+    monkeypatch.setattr(loop, "load_model", load_for_flash)
+    flash = tune(str(tiny_model_dir), mixture, tmp_path / "flash", quick(max_steps=3, attn_implementation="flash_attention_2"),
+                 progress=False)
+    assert fake.seen and all(q >= k for _, q, k in fake.seen)
+    assert losses(flash) == pytest.approx(losses(sdpa), abs=1e-5)
+
+
+@pytest.mark.parametrize("attention", ["flex_attention", "paged|sdpa", "kernels-community/flash-attn2"])
+def test_attention_that_could_mix_packed_prompts_is_refused(attention):
+    with pytest.raises(SymtuneError, match="attn_implementation must be one of sdpa, eager, flash_attention_2"):
+        quick(attn_implementation=attention)
 
 
 def test_loss_is_on_completion_tokens_and_matches_plain_transformers(tokenizer, tiny_model_dir):

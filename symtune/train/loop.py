@@ -23,7 +23,7 @@ from symtune.models import bf16_native, load_model, load_tokenizer, model_finger
 from symtune.train.checkpoint import SAVE_ERRORS, checkpoints, load_checkpoint, save_checkpoint
 from symtune.train.data import TrainingData, make_batches, supervised_tokens
 from symtune.train.output import model_card, plot_loss
-from symtune.train.recipe import Recipe, load_recipe
+from symtune.train.recipe import VARLEN_ATTENTION, Recipe, load_recipe
 
 LOG = "train_log.jsonl"
 
@@ -107,11 +107,16 @@ def supervised_logits(accelerator, model, batch, bf16: bool) -> torch.Tensor:
     """Logits at the supervised positions only: the LM head sees hidden[select], never the rest."""
     head = accelerator.unwrap_model(model).get_output_embeddings()
     select = batch["select"].to(accelerator.device)
+    varlen = {}
+    if "cu_seq_lens" in batch:  # flash attention: one row of samples, run per sample between these bounds
+        cu = batch["cu_seq_lens"].to(accelerator.device)
+        varlen = dict(cu_seq_lens_q=cu, cu_seq_lens_k=cu, max_length_q=batch["max_length"],
+                      max_length_k=batch["max_length"])
     hook = head.register_forward_pre_hook(lambda module, args: (args[0][select],))
     try:
         with torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=bf16):
             return model(input_ids=batch["input_ids"].to(accelerator.device),
-                         position_ids=batch["position_ids"].to(accelerator.device), use_cache=False).logits
+                         position_ids=batch["position_ids"].to(accelerator.device), use_cache=False, **varlen).logits
     finally:
         hook.remove()
 
@@ -258,7 +263,8 @@ def tune(model: str, data=None, out="run", recipe: Recipe | str = "cpu-small", r
     for step in range(start, recipe.max_steps):
         started = time.perf_counter()
         samples = training.global_batch(step)
-        batches = make_batches(samples[rank::world], tokenizer.pad_token_id, recipe.micro_batch_tokens)
+        batches = make_batches(samples[rank::world], tokenizer.pad_token_id, recipe.micro_batch_tokens,
+                               varlen=recipe.attn_implementation in VARLEN_ATTENTION)
         lr = optimizer.param_groups[0]["lr"]
         loss = train_step(accelerator, net, optimizer, scheduler, batches, supervised_tokens(samples), bf16,
                           recipe.max_grad_norm)
