@@ -2,9 +2,11 @@ import dataclasses
 import errno
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -447,22 +449,65 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def launch_two_processes(script: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    """`accelerate launch` of a script in two CPU processes (gloo); on a timeout every process is killed."""
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               "--main_process_port", str(free_port()), str(script)]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
+        pytest.fail(f"the processes still ran after {timeout} s (a process waits for one that stopped?): {stderr[-3000:]}")
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+def tune_script(tiny_model_dir, mixture, out, recipe: Recipe, before: str = "") -> str:
+    return (f"{before}from symtune.train import load_recipe, tune\n"
+            f"tune({str(tiny_model_dir)!r}, {str(mixture)!r}, {str(out)!r}, "
+            f"load_recipe('cpu-small', {recipe.to_dict()!r}), progress=False)\n")
+
+
 @pytest.mark.slow  # two processes start and import torch: about a minute on 2 busy cores
 def test_two_cpu_processes_match_one_process_on_the_same_global_batch(tiny_model_dir, mixture, tmp_path):
     recipe = quick(max_steps=3, save_every=100)
     tune(str(tiny_model_dir), mixture, tmp_path / "single", recipe, progress=False)
     script = tmp_path / "run.py"
-    script.write_text(f"from symtune.train import load_recipe, tune\n"
-                      f"tune({str(tiny_model_dir)!r}, {str(mixture)!r}, {str(tmp_path / 'ddp')!r}, "
-                      f"load_recipe('cpu-small', {recipe.to_dict()!r}), progress=False)\n")
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               "--main_process_port", str(free_port()), str(script)]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    script.write_text(tune_script(tiny_model_dir, mixture, tmp_path / "ddp", recipe))
+    done = launch_two_processes(script)
     assert done.returncode == 0, done.stderr[-3000:]
     assert losses(tmp_path / "ddp") == pytest.approx(losses(tmp_path / "single"), abs=1e-5)
     assert "processes: 2" in (tmp_path / "ddp" / "README.md").read_text()
+
+
+DISK_FULL_ON_PROCESS_0 = """import errno, os, torch
+real_save = torch.save
+def full_disk_on_process_0(obj, f, *args, **kwargs):
+    if os.environ["RANK"] == "0":
+        raise OSError(errno.ENOSPC, "No space left on device")
+    return real_save(obj, f, *args, **kwargs)
+torch.save = full_disk_on_process_0
+"""
+
+
+@pytest.mark.slow  # two processes start and import torch
+def test_a_failed_save_on_one_process_stops_every_process(tiny_model_dir, mixture, tmp_path):
+    script = tmp_path / "run.py"
+    script.write_text(tune_script(tiny_model_dir, mixture, tmp_path / "ddp", quick(max_steps=3), DISK_FULL_ON_PROCESS_0))
+    done = launch_two_processes(script)  # before the fix, process 1 waited at the next barrier for ever
+    assert done.returncode != 0
+    assert "SymtuneError: disk full while saving checkpoint step-000002" in done.stderr
+    assert "SymtuneError: process 0 failed to save checkpoint step-000002: disk full" in done.stderr
+
+
+def test_the_process_group_outlasts_a_long_save():
+    from symtune.train.distributed import make_accelerator
+
+    assert make_accelerator().init_handler.timeout >= timedelta(hours=1)
 
 
 def test_tune_command_maps_its_flags_onto_the_recipe(monkeypatch, tmp_path):
@@ -480,3 +525,86 @@ def test_tune_command_maps_its_flags_onto_the_recipe(monkeypatch, tmp_path):
     [((model, data, out, recipe), kwargs)] = calls
     assert (model, data, out, kwargs) == ("m", "mix", str(tmp_path), {"resume": True})
     assert (recipe.lora, recipe.max_steps, recipe.lr, recipe.batch_size) == (True, 7, 2e-4, 8)
+
+
+# ---- backends' settings, checked before any weights load ----------------------------------------
+
+def backend(kind: str, deepspeed_json: str | None = None):
+    """A stand-in for an Accelerator under FSDP or DeepSpeed (which need GPUs), with accelerate's own
+    DeepSpeedPlugin reading the JSON file as `accelerate launch` would."""
+    import json
+    from types import SimpleNamespace
+
+    from accelerate.utils import DeepSpeedPlugin, DistributedType
+
+    plugin = None
+    if deepspeed_json:
+        plugin = DeepSpeedPlugin(hf_ds_config=json.loads((REPO / "docs" / "accelerate" / deepspeed_json).read_text()))
+    return SimpleNamespace(distributed_type=DistributedType[kind], state=SimpleNamespace(deepspeed_plugin=plugin))
+
+
+def test_adafactor_stops_factoring_on_the_flat_partitions_zero_gives_it():
+    """Why Adafactor is refused under ZeRO: DeepSpeed's ZeRO optimizers replace each parameter group
+    by one flat 1-D fp32 partition (deepspeed/runtime/zero/stage_1_and_2.py: param_group['params'] =
+    [self.single_partition_of_fp32_groups[i]]), and Adafactor factors only 2-D parameters."""
+    from transformers.optimization import Adafactor
+
+    torch.manual_seed(0)
+    matrix = torch.nn.Parameter(torch.randn(8, 4))
+    flat = torch.nn.Parameter(matrix.detach().flatten().clone())
+    for p in (matrix, flat):
+        optimizer = Adafactor([p], lr=1e-2, scale_parameter=False, relative_step=False)
+        p.grad = torch.arange(32.0).view(p.shape) / 32
+        optimizer.step()
+        assert ("exp_avg_sq_row" in optimizer.state[p]) == (p.dim() == 2)
+    assert not torch.allclose(matrix.detach().flatten(), flat.detach())  # another update rule
+
+
+def test_deepspeed_settings_that_would_run_differently_are_refused_at_start():
+    from symtune.train.distributed import check_setup
+
+    with pytest.raises(SymtuneError, match="adafactor cannot run under DeepSpeed ZeRO-2.*use optimizer: adamw"):
+        check_setup(backend("DEEPSPEED", "deepspeed-zero2.json"), load_recipe("paper"))
+    with pytest.raises(SymtuneError, match="micro_batch_tokens must be null under DeepSpeed"):
+        check_setup(backend("DEEPSPEED", "deepspeed-zero2.json"), quick(micro_batch_tokens=512))
+    for clip in (None, 0.5):  # the recipe's max_grad_norm is what DeepSpeed clips with (0: not at all)
+        accelerator = backend("DEEPSPEED", "deepspeed-zero2.json")
+        check_setup(accelerator, quick(max_grad_norm=clip))
+        assert accelerator.state.deepspeed_plugin.deepspeed_config["gradient_clipping"] == (clip or 0.0)
+    accelerator = backend("DEEPSPEED", "deepspeed-zero2.json")
+    accelerator.state.deepspeed_plugin.deepspeed_config["gradient_clipping"] = 1.0
+    with pytest.raises(SymtuneError, match="gradient_clipping 1.0 differs from the recipe's max_grad_norm 0.5"):
+        check_setup(accelerator, quick(max_grad_norm=0.5))
+    check_setup(accelerator, quick(max_grad_norm=1.0))  # the same value is no conflict
+
+
+def test_zero3_needs_gathered_weights_and_no_merged_lora_and_fsdp_no_merged_lora():
+    from symtune.train.distributed import check_setup
+
+    check_setup(backend("DEEPSPEED", "deepspeed-zero3.json"), quick(lora=True))  # the shipped ZeRO-3 config saves
+    accelerator = backend("DEEPSPEED", "deepspeed-zero3.json")
+    del accelerator.state.deepspeed_plugin.deepspeed_config["zero_optimization"]["stage3_gather_16bit_weights_on_model_save"]
+    with pytest.raises(SymtuneError, match="stage3_gather_16bit_weights_on_model_save: true"):
+        check_setup(accelerator, quick())
+    with pytest.raises(SymtuneError, match="merge_lora is not supported with sharded weights"):
+        check_setup(backend("DEEPSPEED", "deepspeed-zero3.json"), quick(lora=True, merge_lora=True))
+    with pytest.raises(SymtuneError, match="merge_lora is not supported with sharded weights"):
+        check_setup(backend("FSDP"), quick(lora=True, merge_lora=True))
+    check_setup(backend("DEEPSPEED", "deepspeed-zero2.json"), quick(lora=True, merge_lora=True))  # ZeRO-2 gathers
+
+
+def test_backend_settings_are_refused_before_the_model_loads(tiny_model_dir, mixture, tmp_path, monkeypatch):
+    real = loop.make_accelerator
+
+    class UnderFSDP:  # a real CPU accelerator that reports FSDP
+        def __init__(self):
+            self.accelerator = real()
+            self.distributed_type = backend("FSDP").distributed_type
+
+        def __getattr__(self, name):
+            return getattr(self.accelerator, name)
+
+    monkeypatch.setattr(loop, "make_accelerator", UnderFSDP)
+    monkeypatch.setattr(loop, "load_model", lambda *args, **kwargs: pytest.fail("the model loaded"))
+    with pytest.raises(SymtuneError, match="merge_lora is not supported with sharded weights"):
+        tune(str(tiny_model_dir), mixture, tmp_path / "run", quick(lora=True, merge_lora=True), progress=False)

@@ -22,6 +22,7 @@ from symtune.mixture import TRAINING_RECORD
 from symtune.models import bf16_native, load_model, load_tokenizer, model_fingerprint, resolve_model
 from symtune.train.checkpoint import SAVE_ERRORS, checkpoints, load_checkpoint, save_checkpoint
 from symtune.train.data import TrainingData, make_batches, supervised_tokens
+from symtune.train.distributed import check_setup, first_error, make_accelerator
 from symtune.train.output import model_card, plot_loss
 from symtune.train.recipe import VARLEN_ATTENTION, Recipe, load_recipe
 
@@ -175,24 +176,27 @@ def save_model(accelerator, model, tokenizer, out: Path, recipe: Recipe, card: s
     accelerator.wait_for_everyone()
     merge = recipe.lora and recipe.merge_lora
     state = None if merge else accelerator.get_state_dict(model)  # gathers FSDP / DeepSpeed shards
-    if not accelerator.is_main_process:
-        return
-    tmp = out / ".final.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        model = accelerator.unwrap_model(model)
-        if merge:
-            model = model.merge_and_unload()
-        model.save_pretrained(tmp, state_dict=state)
-        tokenizer.save_pretrained(tmp)
-        (tmp / "README.md").write_text(card, encoding="utf-8")
-        write_json(tmp / TRAINING_RECORD, record)
-        for f in sorted(tmp.iterdir(), key=lambda f: f.name in MODEL_MARKERS):
-            os.replace(f, out / f.name)  # the files that make a folder count as a model go last
-    except SAVE_ERRORS as e:
-        raise SymtuneError(f"cannot save the tuned model to {out}: {getattr(e, 'strerror', None) or e}") from None
-    finally:
+    error = None
+    if accelerator.is_main_process:
+        tmp = out / ".final.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            model = accelerator.unwrap_model(model)
+            if merge:
+                model = model.merge_and_unload()
+            model.save_pretrained(tmp, state_dict=state)
+            tokenizer.save_pretrained(tmp)
+            (tmp / "README.md").write_text(card, encoding="utf-8")
+            write_json(tmp / TRAINING_RECORD, record)
+            for f in sorted(tmp.iterdir(), key=lambda f: f.name in MODEL_MARKERS):
+                os.replace(f, out / f.name)  # the files that make a folder count as a model go last
+        except SAVE_ERRORS as e:
+            error = f"cannot save the tuned model to {out}: {getattr(e, 'strerror', None) or e}"
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    problem = first_error(accelerator, error, "to save the tuned model")  # the others would wait for process 0
+    if problem:
+        raise SymtuneError(problem)
 
 
 def log_row(step: int, stage: int, loss: float, lr: float, samples, seconds: float) -> dict:
@@ -216,20 +220,18 @@ def run_summary(model: str, recipe: Recipe, log: list[dict], training: TrainingD
 def tune(model: str, data=None, out="run", recipe: Recipe | str = "cpu-small", resume: bool = False,
          progress: bool = True) -> Path:
     """Tune `model` on the mixture folder `data` (or the recipe's stages); return the output folder."""
-    from accelerate import Accelerator
-    from accelerate.utils import DistributedType, set_seed
+    from accelerate.utils import set_seed
     from tqdm import tqdm
     from transformers import get_scheduler
 
     recipe = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
     out = Path(out)
     check_out(out, resume)
-    accelerator = Accelerator(cpu=not torch.accelerator.is_available())  # cpu=True: gloo when launched on CPUs
+    accelerator = make_accelerator()
     world, rank = accelerator.num_processes, accelerator.process_index
     if recipe.batch_size < world:
         raise SymtuneError(f"batch_size {recipe.batch_size} is smaller than the {world} processes")
-    if recipe.micro_batch_tokens and accelerator.distributed_type == DistributedType.DEEPSPEED:
-        raise SymtuneError("micro_batch_tokens must be null under DeepSpeed, whose backward also steps the optimizer")
+    check_setup(accelerator, recipe)
     if accelerator.device.type == "cpu":
         keep_freed_memory()
         if "OMP_NUM_THREADS" not in os.environ:  # the user's count wins
