@@ -221,6 +221,36 @@ def test_micro_batches_train_like_the_whole_batch(tiny_model_dir, mixture, tmp_p
     assert len(set(losses(whole))) == 4  # the steps differ, so a wrong gradient scale would show after step 1
 
 
+@pytest.mark.parametrize("lora", [False, True])
+def test_gradient_checkpointing_checkpoints_the_layers_and_trains_alike(tiny_model_dir, mixture, tmp_path, monkeypatch,
+                                                                         lora):
+    import transformers.modeling_utils
+
+    real_checkpoint, calls = transformers.modeling_utils.checkpoint, []
+    monkeypatch.setattr(transformers.modeling_utils, "checkpoint",
+                        lambda *args, **kwargs: calls.append(kwargs) or real_checkpoint(*args, **kwargs))
+    plain = tune(str(tiny_model_dir), mixture, tmp_path / "plain", quick(lora=lora, max_steps=3), progress=False)
+    assert calls == []
+    checkpointed = tune(str(tiny_model_dir), mixture, tmp_path / "ckpt",
+                        quick(lora=lora, max_steps=3, gradient_checkpointing=True), progress=False)
+    assert len(calls) == 2 * 3 and all(kw == {"use_reentrant": False} for kw in calls)  # 2 layers, 3 steps
+    assert losses(checkpointed) == pytest.approx(losses(plain), abs=1e-4)
+    assert len(set(losses(plain))) == 3
+
+
+def test_lora_holds_its_frozen_base_in_bf16_on_a_gpu_and_trains_fp32_adapters(tiny_model_dir):
+    gpu, cpu = torch.device("cuda"), torch.device("cpu")
+    assert loop.weights_dtype(quick(lora=True), gpu, bf16=True) == torch.bfloat16
+    assert loop.weights_dtype(quick(lora=True), gpu, bf16=False) == torch.float32  # fp32 asked for: fp32 weights
+    assert loop.weights_dtype(quick(), gpu, bf16=True) == torch.float32  # trained weights stay fp32
+    assert loop.weights_dtype(quick(lora=True), cpu, bf16=True) == torch.float32
+    model, _ = load_model(str(tiny_model_dir), dtype=torch.bfloat16)
+    model = loop.add_lora(model, quick(lora=True))
+    trained = {p.dtype for p in model.parameters() if p.requires_grad}
+    frozen = {p.dtype for p in model.parameters() if not p.requires_grad}
+    assert (trained, frozen) == ({torch.float32}, {torch.bfloat16})
+
+
 def test_keep_freed_memory_sets_glibc_to_reuse_memory_and_is_a_no_op_without_glibc(monkeypatch):
     calls = []
 

@@ -33,6 +33,13 @@ def use_bf16(setting, device: torch.device) -> bool:
     return bf16_native(device) if setting == "auto" else setting
 
 
+def weights_dtype(recipe: Recipe, device: torch.device, bf16: bool) -> torch.dtype:
+    """bf16 for LoRA's frozen base on a GPU under bf16 autocast, which casts the weights to bf16 for every
+    matmul anyway: half the weight memory. Trained weights stay fp32 (peft keeps the adapters fp32), since
+    bf16 weights would drop updates smaller than their precision."""
+    return torch.bfloat16 if recipe.lora and bf16 and device.type == "cuda" else torch.float32
+
+
 def context_length(model_path: str) -> int | None:
     from transformers import AutoConfig
 
@@ -243,7 +250,10 @@ def tune(model: str, data=None, out="run", recipe: Recipe | str = "cpu-small", r
         model_path = resolve_model(model)
     tokenizer = load_tokenizer(model_path)
     training = TrainingData(recipe, data, tokenizer, context_length(model_path) or recipe.max_seq_len)  # before the
-    net, _ = load_model(model_path, dtype=torch.float32, attn_implementation=recipe.attn_implementation)  # weights
+    net, _ = load_model(model_path, dtype=weights_dtype(recipe, accelerator.device, bf16),  # weights
+                        attn_implementation=recipe.attn_implementation)
+    if recipe.gradient_checkpointing:  # non-reentrant: correct with a frozen base (LoRA) and with keyword inputs
+        net.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if recipe.lora:
         net = add_lora(net, recipe)
     if recipe.compile:

@@ -48,6 +48,7 @@ class Recipe:
     micro_batch_tokens: int | None = None  # padded tokens per forward/backward within a step, gradients
     #                                        accumulating: less activation memory (None: the whole batch)
     compile: bool = False  # torch.compile each decoder layer: fused element-wise work, a minute or two to compile
+    gradient_checkpointing: bool = False  # keep each decoder layer's input only, recompute the rest in the backward
     symbol_fraction: float | None = None  # resample each mixture to this share of kind=="symbol" rows (the rest:
     #                                       natural and random-label rows)
     stages: list = field(default_factory=list)  # [{data: DIR or [DIR, ...], ratio: [w, ...], steps: N}, ...]
@@ -60,7 +61,7 @@ class Recipe:
 
 
 # keys that may change between a run and its resumption
-RUN_KEYS = ("save_every", "keep_checkpoints", "compile", "micro_batch_tokens")
+RUN_KEYS = ("save_every", "keep_checkpoints", "compile", "micro_batch_tokens", "gradient_checkpointing")
 
 
 def recipe_path(name_or_path: str) -> Path:
