@@ -638,3 +638,22 @@ def test_backend_settings_are_refused_before_the_model_loads(tiny_model_dir, mix
     monkeypatch.setattr(loop, "load_model", lambda *args, **kwargs: pytest.fail("the model loaded"))
     with pytest.raises(SymtuneError, match="merge_lora is not supported with sharded weights"):
         tune(str(tiny_model_dir), mixture, tmp_path / "run", quick(lora=True, merge_lora=True), progress=False)
+
+
+# ---- memory ------------------------------------------------------------------------------------
+
+def test_the_memory_estimate_matches_a_measured_step_for_every_knob(tokenizer, tmp_path):
+    """symtune.train.memory's formula, which docs/distributed.md's table comes from, against the peak of
+    a real tuning step (benchmarks/bench_memory_knobs.py's LiveBytes), within its stated tolerance."""
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from bench_memory_knobs import SMALL, measured_rows
+
+    from symtune.train.memory import TOLERANCE
+
+    rows = measured_rows(save_tiny_model(tmp_path, tokenizer, **SMALL), batch=4, length=128)
+    assert len(rows) == 8
+    for row in rows:
+        assert abs(row["estimate_over_measured"] - 1) <= TOLERANCE, row
+    by_knob = {(r["lora"], r["gradient_checkpointing"], r["bf16_autocast"]): r["measured_mb"] for r in rows}
+    assert by_knob[True, True, False] < by_knob[True, False, False]  # checkpointing saves activation memory
+    assert by_knob[True, False, False] < by_knob[False, False, False]  # LoRA saves gradients and AdamW moments

@@ -100,6 +100,19 @@ def keep_freed_memory() -> None:
     libc.mallopt(M_TRIM_THRESHOLD, 2**40)  # and the heap never shrinks
 
 
+def trainable_model(model_path: str, recipe: Recipe, device: torch.device, bf16: bool):
+    """The model in training mode as the recipe sets it up: weights' dtype, checkpointing, LoRA, compiled layers."""
+    model, _ = load_model(model_path, dtype=weights_dtype(recipe, device, bf16),
+                          attn_implementation=recipe.attn_implementation)
+    if recipe.gradient_checkpointing:  # non-reentrant: correct with a frozen base (LoRA) and with keyword inputs
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if recipe.lora:
+        model = add_lora(model, recipe)
+    if recipe.compile:
+        compile_layers(model)
+    return model.train()
+
+
 def make_optimizer(model, recipe: Recipe):
     params = [p for p in model.parameters() if p.requires_grad]
     if recipe.optimizer == "adafactor":
@@ -250,15 +263,8 @@ def tune(model: str, data=None, out="run", recipe: Recipe | str = "cpu-small", r
         model_path = resolve_model(model)
     tokenizer = load_tokenizer(model_path)
     training = TrainingData(recipe, data, tokenizer, context_length(model_path) or recipe.max_seq_len)  # before the
-    net, _ = load_model(model_path, dtype=weights_dtype(recipe, accelerator.device, bf16),  # weights
-                        attn_implementation=recipe.attn_implementation)
-    if recipe.gradient_checkpointing:  # non-reentrant: correct with a frozen base (LoRA) and with keyword inputs
-        net.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    if recipe.lora:
-        net = add_lora(net, recipe)
-    if recipe.compile:
-        compile_layers(net)
-    optimizer = make_optimizer(net.train(), recipe)
+    net = trainable_model(model_path, recipe, accelerator.device, bf16)  # weights
+    optimizer = make_optimizer(net, recipe)
     scheduler = get_scheduler(recipe.scheduler, optimizer, recipe.warmup_steps, recipe.max_steps)
     net, optimizer = accelerator.prepare(net, optimizer)
     accelerator.register_for_checkpointing(scheduler)
