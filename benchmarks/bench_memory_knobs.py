@@ -109,6 +109,12 @@ def measured_rows(model_dir, batch: int = 8, length: int = 256) -> list[dict]:
     return rows
 
 
+def gpu_table() -> list[dict]:
+    """docs/distributed.md's table: a micro-batch of 16k tokens (e.g. micro_batch_tokens: 16384) and one of
+    64k (the paper recipe's 32 prompts of up to 2048 tokens at once)."""
+    return gpu_rows(16384) + gpu_rows(65536)
+
+
 def gpu_rows(tokens: int) -> list[dict]:
     """The estimate for one 80 GB GPU: bf16 autocast, fp32 AdamW, LoRA's base in bf16, one process."""
     rows = []
@@ -141,7 +147,7 @@ def main() -> None:
     info = run_info("bench_memory_knobs", args.threads, quick=False)
     with tempfile.TemporaryDirectory() as tmp:
         measured = measured_rows(small_model(Path(tmp)))
-    gpu = gpu_rows(16384) + gpu_rows(65536)
+    gpu = gpu_table()
     write_json(RESULTS / "bench_memory_knobs.json", {**info, "small_model": SMALL, "batch": 8, "length": 256,
                                                       "measured": measured, "tolerance": TOLERANCE, "gpu_80gb": gpu})
     summary = (f"`{info['command']}`\n\nA tuning step's peak memory, measured on a CPU for a small Llama "
@@ -152,7 +158,24 @@ def main() -> None:
                f"allocator's slack come on top):\n\n{table(gpu, GPU_COLUMNS)}\n")
     with atomic_write(RESULTS / "bench_memory_knobs.md") as f:
         f.write(summary)
+    write_docs_table(gpu)
     print(summary)
+
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "distributed.md"
+BEGIN, END = "<!-- bench_memory_knobs.py: begin -->", "<!-- bench_memory_knobs.py: end -->"
+
+
+def docs_table(gpu: list[dict]) -> str:
+    return f"{BEGIN}\n{table(gpu, GPU_COLUMNS)}\n{END}"
+
+
+def write_docs_table(gpu: list[dict]) -> None:
+    """Replace the table between the markers in docs/distributed.md."""
+    text = DOCS.read_text(encoding="utf-8")
+    start, end = text.index(BEGIN), text.index(END) + len(END)
+    with atomic_write(DOCS) as f:
+        f.write(text[:start] + docs_table(gpu) + text[end:])
 
 
 if __name__ == "__main__":

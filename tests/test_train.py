@@ -479,11 +479,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def launch_two_processes(script: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-    """`accelerate launch` of a script in two CPU processes (gloo); on a timeout every process is killed."""
+def launch_two_processes(*args, timeout: int = 300) -> subprocess.CompletedProcess:
+    """`accelerate launch --multi_gpu --num_processes 2 ARGS...` (docs/distributed.md): two CPU processes
+    over gloo; on a timeout every process is killed."""
     command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               "--main_process_port", str(free_port()), str(script)]
+               "--main_process_port", str(free_port()), *map(str, args)]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                start_new_session=True)
@@ -506,9 +507,9 @@ def tune_script(tiny_model_dir, mixture, out, recipe: Recipe, before: str = "") 
 def test_two_cpu_processes_match_one_process_on_the_same_global_batch(tiny_model_dir, mixture, tmp_path):
     recipe = quick(max_steps=3, save_every=100)
     tune(str(tiny_model_dir), mixture, tmp_path / "single", recipe, progress=False)
-    script = tmp_path / "run.py"
-    script.write_text(tune_script(tiny_model_dir, mixture, tmp_path / "ddp", recipe))
-    done = launch_two_processes(script)
+    done = launch_two_processes("-m", "symtune.cli", "tune", "--model", tiny_model_dir, "--data", mixture, "--out",
+                                tmp_path / "ddp", "--max-steps", "3", "--set", "batch_size=4", "--set", "warmup_steps=1",
+                                "--set", "save_every=100", "--set", "bf16=false")
     assert done.returncode == 0, done.stderr[-3000:]
     assert losses(tmp_path / "ddp") == pytest.approx(losses(tmp_path / "single"), abs=1e-5)
     assert "processes: 2" in (tmp_path / "ddp" / "README.md").read_text()
@@ -528,7 +529,9 @@ torch.save = full_disk_on_process_0
 def test_a_failed_save_on_one_process_stops_every_process(tiny_model_dir, mixture, tmp_path):
     script = tmp_path / "run.py"
     script.write_text(tune_script(tiny_model_dir, mixture, tmp_path / "ddp", quick(max_steps=3), DISK_FULL_ON_PROCESS_0))
-    done = launch_two_processes(script)  # before the fix, process 1 waited at the next barrier for ever
+    # before the fix only process 0 raised, and process 1 waited at the next barrier until torchrun's agent
+    # killed it (across machines: until the process group's timeout)
+    done = launch_two_processes(script)
     assert done.returncode != 0
     assert "SymtuneError: disk full while saving checkpoint step-000002" in done.stderr
     assert "SymtuneError: process 0 failed to save checkpoint step-000002: disk full" in done.stderr
@@ -657,3 +660,10 @@ def test_the_memory_estimate_matches_a_measured_step_for_every_knob(tokenizer, t
     by_knob = {(r["lora"], r["gradient_checkpointing"], r["bf16_autocast"]): r["measured_mb"] for r in rows}
     assert by_knob[True, True, False] < by_knob[True, False, False]  # checkpointing saves activation memory
     assert by_knob[True, False, False] < by_knob[False, False, False]  # LoRA saves gradients and AdamW moments
+
+
+def test_the_memory_table_in_the_docs_is_the_one_the_benchmark_writes():
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from bench_memory_knobs import docs_table, gpu_table
+
+    assert docs_table(gpu_table()) in (REPO / "docs" / "distributed.md").read_text()
