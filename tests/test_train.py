@@ -562,7 +562,7 @@ def test_tune_command_maps_its_flags_onto_the_recipe(monkeypatch, tmp_path):
 
 # ---- backends' settings, checked before any weights load ----------------------------------------
 
-def backend(kind: str, deepspeed_json: str | None = None):
+def backend(kind: str, deepspeed_json: str | None = None, fsdp_version: int = 2):
     """A stand-in for an Accelerator under FSDP or DeepSpeed (which need GPUs), with accelerate's own
     DeepSpeedPlugin reading the JSON file as `accelerate launch` would."""
     import json
@@ -573,7 +573,8 @@ def backend(kind: str, deepspeed_json: str | None = None):
     plugin = None
     if deepspeed_json:
         plugin = DeepSpeedPlugin(hf_ds_config=json.loads((REPO / "docs" / "accelerate" / deepspeed_json).read_text()))
-    return SimpleNamespace(distributed_type=DistributedType[kind], state=SimpleNamespace(deepspeed_plugin=plugin))
+    return SimpleNamespace(distributed_type=DistributedType[kind], state=SimpleNamespace(deepspeed_plugin=plugin),
+                           is_fsdp2=fsdp_version == 2)
 
 
 def test_adafactor_stops_factoring_on_the_flat_partitions_zero_gives_it():
@@ -609,6 +610,9 @@ def test_deepspeed_settings_that_would_run_differently_are_refused_at_start():
     with pytest.raises(SymtuneError, match="gradient_clipping 1.0 differs from the recipe's max_grad_norm 0.5"):
         check_setup(accelerator, quick(max_grad_norm=0.5))
     check_setup(accelerator, quick(max_grad_norm=1.0))  # the same value is no conflict
+    with pytest.raises(SymtuneError, match="adafactor cannot run under FSDP 1"):
+        check_setup(backend("FSDP", fsdp_version=1), load_recipe("paper"))
+    check_setup(backend("FSDP"), load_recipe("paper"))  # FSDP 2 shards the parameters in their shapes
 
 
 def test_zero3_needs_gathered_weights_and_no_merged_lora_and_fsdp_no_merged_lora():

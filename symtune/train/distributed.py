@@ -40,6 +40,10 @@ def check_setup(accelerator, recipe: Recipe) -> None:
     if recipe.lora and recipe.merge_lora and (kind == DistributedType.FSDP or stage == 3):
         raise SymtuneError("merge_lora is not supported with sharded weights (FSDP, ZeRO-3): save the adapter "
                            "(merge_lora: false); symtune.models.load_model(run_dir) merges it when loading")
+    if kind == DistributedType.FSDP and not accelerator.is_fsdp2 and recipe.optimizer == "adafactor":
+        # FSDP 1 flattens the parameters as ZeRO does (FSDP 2 keeps their shapes)
+        raise SymtuneError("optimizer adafactor cannot run under FSDP 1, which flattens the parameters so that "
+                           "Adafactor stops factoring; use fsdp_version: 2, or optimizer: adamw")
     if kind != DistributedType.DEEPSPEED:
         return
     config = accelerator.state.deepspeed_plugin.deepspeed_config
