@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 from symtune.errors import SymtuneError
-from symtune.evaluate import mean_se
 from symtune.io import atomic_write, pyplot, read_json, save_figure, write_json
+from symtune.stats import excludes_zero, paired_cells, paired_interval
 
 METRICS = {  # name -> what the tables call it
     "acc": "accuracy, rank classification (summed log-prob)",
@@ -74,13 +74,15 @@ def markdown(results: dict) -> str:
 
 
 def paired_differences(models: dict, conditions: list[dict], heads: list[str], metrics: list[str]) -> list[str]:
-    """Each row minus the first (base), seed by seed, then mean ± standard error over seeds. Every
-    row scores the same prompts in a seed, so this error leaves out the prompt-to-prompt variance
-    that the tables above carry in each row's own error."""
+    """Each row minus the first (base), prompt by prompt on the identical prompts both scored: the
+    mean difference over tasks and its 95% interval (stats.paired_interval), bold where the
+    interval excludes 0."""
     (first, base), *others = models.items()
-    if not others or len(base["conditions"][conditions[0]["name"]]["mean"]["metrics"]["acc"]["per_seed"]) < 2:
+    if not others:
         return []
-    parts = [f"### Difference from {first}, paired by seed (points)"]
+    parts = [f"### Difference from {first}, paired on identical prompts (points, 95% interval)",
+             "Bootstrap over tasks and, within each task, over each seed's prompts (docs/method.md). "
+             "**Bold**: the interval excludes 0."]
     for metric in metrics:
         rows = [[model, *(delta(m, base, c["name"], metric) for c in conditions)] for model, m in others]
         parts += [f"{metric}:", table(["model", *heads], rows)]
@@ -88,12 +90,15 @@ def paired_differences(models: dict, conditions: list[dict], heads: list[str], m
 
 
 def delta(model: dict, base: dict, condition: str, metric: str) -> str:
-    ours, theirs = (m["conditions"][condition]["mean"]["metrics"].get(metric) for m in (model, base))
-    if not ours or not theirs:
+    interval = paired_interval(paired_cells(model["predictions"], base["predictions"], condition, metric))
+    if interval is None:
         return "–"
-    s = mean_se([a - b for a, b in zip(ours["per_seed"], theirs["per_seed"])])
-    mean = round(100 * s["mean"], 1) + 0.0  # + 0.0 turns a rounding residue's -0.0 into 0.0
-    return f"{mean:+.1f} ± {100 * s['stderr']:.1f}"
+    cell = f"{points(interval['mean'])} [{points(interval['lo'])}, {points(interval['hi'])}]"
+    return (f"**{cell}**" if excludes_zero(interval) else cell) + f" n={interval['n']}"
+
+
+def points(value: float) -> str:
+    return f"{round(100 * value, 1) + 0.0:+.1f}"  # + 0.0 turns a rounding residue's -0.0 into 0.0
 
 
 def fmt_chance(summary: dict | None) -> str:
