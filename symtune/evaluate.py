@@ -31,9 +31,9 @@ from symtune.prompts import (
     GRID, Setting, build_eval_prompts, build_generation_prompt, eval_queries, input_text, max_k, render,
 )
 from symtune.stats import expected_half_width, mean_se
-from symtune.tasks.task import Task
+from symtune.tasks.task import Task, family
 
-SUITES = ("grid", "flipped", "kcurve", "algorithmic", "linear")
+SUITES = ("grid", "flipped", "kcurve", "algorithmic", "linear", "headline")
 FLIP_PERCENTS = (0, 25, 50, 75, 100)  # paper 2's sweep (exact grid UNVERIFIED, papers.md §2.2)
 K_CURVE = (1, 2, 4, 8)
 CONTENT_FREE = "N/A"
@@ -60,8 +60,12 @@ def suite_conditions(suite: str, k: int = 4) -> list[Condition]:
     if suite == "grid":  # in the column order of the paper's Table 1: ✓✓ ✗✓ ✓✗ ✗✗
         settings = sorted(GRID, key=lambda s: (s.symbols, not s.instruction))
         return [Condition(s.name, f"{grid_label(s)} {s.name}", s, k) for s in settings]
+    paper1 = Condition("flipped", "flipped (paper 1)", Setting(symbols=False, flip_query=True), k, binary_only=True)
+    if suite == "headline":  # the cells where tuning could change how exemplars are used (docs/results.md)
+        every_flip = Condition("flip100", "100% flipped", Setting(symbols=False, flip=1.0), k, binary_only=True)
+        grid = {s.name: Condition(s.name, f"{grid_label(s)} {s.name}", s, k) for s in GRID}
+        return [every_flip, paper1, grid["noinstr-symbols"], grid["instr-natural"]]
     if suite == "flipped":
-        paper1 = Condition("flipped", "flipped (paper 1)", Setting(symbols=False, flip_query=True), k, binary_only=True)
         sweep = [
             Condition(f"flip{p}", f"{p}% flipped", Setting(symbols=False, flip=p / 100), k, x=p, binary_only=True)
             for p in FLIP_PERCENTS
@@ -90,10 +94,6 @@ class EvalConfig:
     max_prompt_tokens: int | None = None  # drop exemplars to fit (estimated tokens, model-independent)
     dtype: str = "auto"  # float32, bfloat16, or auto: bfloat16 where the CPU or GPU computes it natively
     allow_seen: bool = False
-
-
-def family(task_name: str) -> str:
-    return task_name.split("/")[0]
 
 
 def check_task(task: Task, cond: Condition, cfg: EvalConfig) -> None:

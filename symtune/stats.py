@@ -10,6 +10,8 @@ from collections import defaultdict
 
 import numpy as np
 
+from symtune.tasks.task import family
+
 Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
 BOOT = 4000  # bootstrap replicates: the percentile interval's ends move by well under 0.1 point beyond this
 
@@ -34,29 +36,48 @@ def paired_cells(ours: list[dict], theirs: list[dict], condition: str, metric: s
 
 def paired_interval(cells: dict[str, dict], boot: int = BOOT, seed: int = 0) -> dict | None:
     """Mean paired difference over tasks (unweighted, as the tables' means) and its 95% percentile
-    interval from a two-level bootstrap: draw tasks with replacement, then within each drawn task
-    draw each seed's prompts with replacement. The outer level carries the variation between
-    tasks, so the interval speaks of tasks like these, not only of these prompts; the inner level
-    carries the prompts' own noise, which a handful of tasks would otherwise hide. None when no
-    prompt is paired."""
+    interval from a bootstrap that follows how the prompts were drawn: datasets (a task's family;
+    class pairs and BIG-bench subtasks share one) with replacement, then the drawn dataset's tasks
+    with replacement, then each seed's prompts with replacement. The upper levels carry the
+    variation between tasks, so the interval speaks of tasks like these, not only of these
+    prompts; the lowest carries the prompts' own noise, which a handful of tasks would otherwise
+    hide. None when no prompt is paired."""
     rng = np.random.default_rng(seed)
-    task_means, task_draws, n = [], [], 0
-    for seeds in cells.values():
+    means, sums = {}, defaultdict(list)  # per task: (mean, n); per family: its tasks' replicates
+    for task, seeds in cells.items():
         strata = [np.asarray(diffs, dtype=float) for diffs in seeds.values() if diffs]
         if not strata:
             continue
         size = sum(len(d) for d in strata)
-        n += size
-        task_means.append(sum(d.sum() for d in strata) / size)
-        # one inner draw per replicate: each seed's prompts resampled, pooled into the task's mean
-        task_draws.append(sum(d[rng.integers(0, len(d), (boot, len(d)))].sum(1) for d in strata) / size)
-    if not task_means:
+        means[task] = (sum(d.sum() for d in strata) / size, size)
+        replicates = sum(d[rng.integers(0, len(d), (boot, len(d)))].sum(1) for d in strata) / size
+        sums[family(task)].append(replicates)
+    if not means:
         return None
-    draws, tasks = np.stack(task_draws), len(task_means)
-    # outer level: each replicate draws tasks with replacement, each slot with its own inner draw
-    replicates = draws[rng.integers(0, tasks, (boot, tasks)), rng.integers(0, boot, (boot, tasks))].mean(1)
+    # a family's replicate sums its drawn tasks; the estimate divides by all drawn tasks, so that
+    # families of many tasks weigh as much as in the unweighted mean over tasks
+    family_sums = np.stack([resample(np.stack(draws), rng).sum(1) for draws in sums.values()])
+    family_sizes = np.array([len(draws) for draws in sums.values()], dtype=float)
+    picks, columns = draw_indices(rng, len(family_sizes), boot)
+    replicates = family_sums[picks, columns].sum(1) / family_sizes[picks].sum(1)
     lo, hi = np.quantile(replicates, [0.025, 0.975])
-    return {"mean": float(np.mean(task_means)), "lo": float(lo), "hi": float(hi), "n": n, "n_tasks": tasks}
+    return {"mean": float(np.mean([m for m, _ in means.values()])), "lo": float(lo), "hi": float(hi),
+            "n": sum(n for _, n in means.values()), "n_tasks": len(means), "n_families": len(sums)}
+
+
+def resample(draws: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """(boot, members) replicates of a level: member j of replicate b is a member drawn with
+    replacement, taken at a random one of its own replicates."""
+    return draws[draw_indices(rng, *draws.shape)]
+
+
+def draw_indices(rng: np.random.Generator, members: int, boot: int) -> tuple[np.ndarray, np.ndarray]:
+    return rng.integers(0, members, (boot, members)), rng.integers(0, boot, (boot, members))
+
+
+def paired_difference(ours: list[dict], theirs: list[dict], condition: str, metric: str) -> dict | None:
+    """paired_interval of two models' records (their results' "predictions") in one condition."""
+    return paired_interval(paired_cells(ours, theirs, condition, metric))
 
 
 def excludes_zero(interval: dict, tolerance: float = 1e-9) -> bool:

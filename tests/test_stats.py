@@ -51,3 +51,12 @@ def test_one_task_matches_the_normal_interval_of_its_prompts():
 def test_expected_half_width_is_the_binomial_bound():
     assert expected_half_width(400, 0.25) == pytest.approx(1.96 * math.sqrt(0.25 / 400), rel=1e-3)
     assert expected_half_width(1600, 0.25) == pytest.approx(expected_half_width(400, 0.25) / 2)
+
+
+def test_class_pairs_of_one_dataset_vary_together():
+    # two datasets, one gains and one loses; each split into many class pairs that agree with each other
+    cells = {f"{name}/pair{j}": {0: [gain] * 20} for name, gain in (("up", 0.3), ("down", -0.3)) for j in range(6)}
+    by_family = paired_interval(cells)
+    as_tasks = paired_interval({name.replace("/", "-"): seeds for name, seeds in cells.items()})
+    assert by_family["n_families"] == 2 and as_tasks["n_families"] == 12
+    assert by_family["hi"] - by_family["lo"] > 1.5 * (as_tasks["hi"] - as_tasks["lo"])

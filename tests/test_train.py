@@ -372,3 +372,18 @@ def test_tune_command_maps_its_flags_onto_the_recipe(monkeypatch, tmp_path):
     [((model, data, out, recipe), kwargs)] = calls
     assert (model, data, out, kwargs) == ("m", "mix", str(tmp_path), {"resume": True})
     assert (recipe.lora, recipe.max_steps, recipe.lr, recipe.batch_size) == (True, 7, 2e-4, 8)
+
+
+def test_snapshot_steps_write_the_model_as_trained_so_far(tiny_model_dir, mixture, tmp_path):
+    from safetensors.torch import load_file
+
+    out = tune(str(tiny_model_dir), mixture, tmp_path / "run", quick(snapshot_steps=[2]), progress=False)
+    snapshot = out / "snapshots" / "step-000002"
+    for name in ("model.safetensors", "config.json", "tokenizer.json", "README.md"):
+        assert (snapshot / name).is_file()
+    ours, at_checkpoint, final = (load_file(f / "model.safetensors")
+                                  for f in (snapshot, out / "checkpoints" / "step-000002", out))
+    shared = ours.keys() & at_checkpoint.keys()
+    assert "model.embed_tokens.weight" in shared and all(torch.equal(ours[k], at_checkpoint[k]) for k in shared)
+    assert any(not torch.equal(ours[k], final[k]) for k in shared)  # two more steps moved the final model
+    assert not (out / "snapshots" / "step-000004").exists()  # the last step is the model itself
