@@ -24,18 +24,25 @@ from symtune.evaluate import EvalConfig, evaluate
 from symtune.io import atomic_write, read_jsonl
 from symtune.mixture import MixtureConfig, build_mixture
 from symtune.report import markdown, report, write_results
+from symtune.stats import excludes_zero, paired_difference
 from symtune.tasks.registry import load_task_list
+from symtune.tasks.task import class_pairs
 from symtune.train.loop import LOG, ensure_tuned
 from symtune.train.recipe import load_recipe
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
-def tune_row(cfg: dict, name: str, options: dict, tuning, held_out, out: Path) -> tuple[Path, float]:
-    """The row's tuned model and its training seconds (from the step log, so resumed runs count).
+def tune_row(cfg: dict, name: str, options: dict, tuning, held_out, out: Path) -> tuple[dict, float]:
+    """The row's tuned models ({name: folder}; with `budgets`, {"name @steps": folder} for each,
+    snapshots of one run) and its training seconds (from the step log, so resumed runs count).
     The row's options override the config's mixture settings, and its recipe_overrides follow the config's."""
     options = dict(options)
-    recipe = load_recipe(cfg["recipe"], list(cfg.get("recipe_overrides", [])) + list(options.pop("recipe_overrides", [])))
+    budgets = sorted(options.pop("budgets", []))
+    overrides = list(cfg.get("recipe_overrides", [])) + list(options.pop("recipe_overrides", []))
+    if budgets:
+        overrides += [f"max_steps={budgets[-1]}", f"snapshot_steps={budgets[:-1]}"]
+    recipe = load_recipe(cfg["recipe"], overrides)
     folder = out / "rows" / name.replace(" ", "_").replace("%", "pct").replace("+", "plus")
     if not (folder / "mixture" / "manifest.json").exists():
         try:
@@ -44,7 +51,11 @@ def tune_row(cfg: dict, name: str, options: dict, tuning, held_out, out: Path) -
             raise SymtuneError(f"row {name!r}: {e}") from None
         build_mixture(tuning, folder / "mixture", mix, eval_tasks=[t.name for t in held_out])
     model = ensure_tuned(cfg["model"], folder / "mixture", folder / "model", recipe)
-    return model, sum(row["seconds"] for row in read_jsonl(model / LOG))
+    seconds = sum(row["seconds"] for row in read_jsonl(model / LOG))
+    if not budgets:
+        return {name: model}, seconds
+    return {f"{name} @{b}": model / "snapshots" / f"step-{b:06d}" if b < budgets[-1] else model
+            for b in budgets}, seconds
 
 
 def suite_tasks(cfg: dict, suite: str, held_out):
@@ -52,6 +63,8 @@ def suite_tasks(cfg: dict, suite: str, held_out):
         return load_task_list(cfg["bigbench"]) if cfg.get("bigbench") else []
     if suite == "flipped":
         return [t for t in held_out if len(t.labels) == 2]
+    if suite == "headline":  # every pair of classes: flipped labels need two, and more tasks narrow the interval
+        return [pair for t in held_out for pair in class_pairs(t)]
     return held_out
 
 
@@ -61,10 +74,11 @@ def suite_rows(suite: str, settings: dict, models: dict) -> tuple[dict, dict]:
     names = settings.pop("rows", None)
     if names is None:
         return settings, models
-    unknown = [name for name in names if name not in models]
+    row = lambda model: model.split(" @")[0]  # noqa: E731  (a budget's model belongs to its row)
+    unknown = [name for name in names if name not in models and name not in map(row, models)]
     if unknown:
         raise SymtuneError(f"suite {suite!r} names rows the config does not have: {', '.join(unknown)}")
-    return settings, {name: m for name, m in models.items() if name == "base" or name in names}
+    return settings, {name: m for name, m in models.items() if name == "base" or name in names or row(name) in names}
 
 
 def run(config_path: str) -> None:
@@ -73,7 +87,8 @@ def run(config_path: str) -> None:
     tuning, held_out = split_tasks(cfg["data"], cfg["eval_tasks"], seed=0)
     models, walls = {"base": cfg["model"]}, {}
     for name, options in cfg["rows"].items():
-        models[name], walls[name] = tune_row(cfg, name, options or {}, tuning, held_out, out)
+        tuned, walls[name] = tune_row(cfg, name, options or {}, tuning, held_out, out)
+        models.update(tuned)
     sections, cache = [], cfg.get("cache", out / "cache")  # a config may share another's request cache
     for suite, settings in cfg["suites"].items():
         tasks = suite_tasks(cfg, suite, held_out)
@@ -84,12 +99,51 @@ def run(config_path: str) -> None:
         ecfg = EvalConfig(suite=suite, **{**settings, "seeds": tuple(range(settings.get("seeds", 3)))})
         results = evaluate([str(m) for m in suite_models.values()], tasks, ecfg, cache_dir=cache, progress=True)
         results["models"] = {row: results["models"][str(m)] for row, m in suite_models.items()}  # rows by name
+        results["comparisons"] = [pair for pair in cfg.get("compare", []) if set(pair) <= set(suite_models)]
+        results["curves"] = budget_curves(suite_models)
         write_results(results, out / suite)
         metric = "acc_gen" if suite == "algorithmic" else "acc"  # BIG-bench: exact match, the paper's metric
         plots = report([str(out / suite / "results.json")], DOCS / "results" / cfg["name"], metric)
         images = "\n".join(f"![{suite}]({cfg['name']}/{p.name})" for p in plots)
-        sections.append(f"{markdown(results)}\n\n{images}\n\n{wall_times(results, time.perf_counter() - started)}")
+        verdict = verdicts(results, cfg.get("target_half_width", 3.0))
+        sections.append(f"{verdict}{markdown(results)}\n\n{images}\n\n{wall_times(results, time.perf_counter() - started)}")
     write_section(cfg, config_path, tuning, held_out, walls, sections)
+
+
+def budget_curves(models: dict) -> dict:
+    """{row: [[steps, model], ...]} of the rows tuned with budgets."""
+    curves = {}
+    for name in models:
+        row, at, steps = name.partition(" @")
+        if at:
+            curves.setdefault(row, []).append([int(steps), name])
+    return curves
+
+
+def verdicts(results: dict, target: float) -> str:
+    """A line per headline difference (each row's last budget against base, and the config's
+    comparisons) per condition, in accuracy: resolved effect, tight null, or unresolved."""
+    ends = {points[-1][1] for points in results["curves"].values()}
+    on_curve = {name for points in results["curves"].values() for _, name in points}
+    base, *rows = results["models"]
+    pairs = [(m, base) for m in rows if m in ends or m not in on_curve] + [tuple(p) for p in results["comparisons"]]
+    lines = []
+    for model, reference in pairs:
+        for cond in results["conditions"]:
+            iv = paired_difference(results["models"][model]["predictions"], results["models"][reference]["predictions"],
+                                   cond["name"], "acc")
+            if iv is None:
+                continue
+            half = 100 * (iv["hi"] - iv["lo"]) / 2
+            verdict = ("resolved: an effect" if excludes_zero(iv) else
+                       "resolved: a null within ±%.1f points" % half if half <= target else
+                       f"not resolved (half-width {half:.1f} > {target:g} points)")
+            lines.append(f"- {model} − {reference}, {cond['label']}: {100 * iv['mean']:+.1f} "
+                         f"[{100 * iv['lo']:+.1f}, {100 * iv['hi']:+.1f}] points, n={iv['n']} prompts in "
+                         f"{iv['n_tasks']} tasks of {iv['n_families']} datasets: {verdict}.")
+    if not lines:
+        return ""
+    return "What the paired differences establish (acc, 95% interval):\n\n" + "\n".join(lines) + "\n\n"
 
 
 def wall_times(results: dict, seconds: float) -> str:
@@ -125,7 +179,7 @@ def write_section(cfg, config_path, tuning, held_out, walls, sections) -> None:
 def gather() -> None:
     """docs/results.md: the intro of docs/results/README.md, then every experiment's section."""
     parts = [(DOCS / "results" / "README.md").read_text(encoding="utf-8")]
-    for section in sorted((DOCS / "results").glob("*.md")):
+    for section in sorted((DOCS / "results").glob("*.md"), key=lambda p: (p.name != "headline.md", p.name)):
         if section.name != "README.md":
             text = section.read_text(encoding="utf-8").replace("](", "](results/").replace("](results/../../", "](../")
             parts.append(text.replace("\n# ", "\n## ").replace("# ", "## ", 1))

@@ -18,7 +18,7 @@ import random
 import statistics
 import sys
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import asdict, dataclass, is_dataclass
 from functools import partial
 from pathlib import Path
@@ -30,9 +30,10 @@ from symtune.mixture import TRAINING_RECORD
 from symtune.prompts import (
     GRID, Setting, build_eval_prompts, build_generation_prompt, eval_queries, input_text, max_k, render,
 )
-from symtune.tasks.task import Task
+from symtune.stats import expected_half_width, mean_se
+from symtune.tasks.task import Task, family
 
-SUITES = ("grid", "flipped", "kcurve", "algorithmic", "linear")
+SUITES = ("grid", "flipped", "kcurve", "algorithmic", "linear", "headline")
 FLIP_PERCENTS = (0, 25, 50, 75, 100)  # paper 2's sweep (exact grid UNVERIFIED, papers.md §2.2)
 K_CURVE = (1, 2, 4, 8)
 CONTENT_FREE = "N/A"
@@ -59,8 +60,12 @@ def suite_conditions(suite: str, k: int = 4) -> list[Condition]:
     if suite == "grid":  # in the column order of the paper's Table 1: ✓✓ ✗✓ ✓✗ ✗✗
         settings = sorted(GRID, key=lambda s: (s.symbols, not s.instruction))
         return [Condition(s.name, f"{grid_label(s)} {s.name}", s, k) for s in settings]
+    paper1 = Condition("flipped", "flipped (paper 1)", Setting(symbols=False, flip_query=True), k, binary_only=True)
+    if suite == "headline":  # the cells where tuning could change how exemplars are used (docs/results.md)
+        every_flip = Condition("flip100", "100% flipped", Setting(symbols=False, flip=1.0), k, binary_only=True)
+        grid = {s.name: Condition(s.name, f"{grid_label(s)} {s.name}", s, k) for s in GRID}
+        return [every_flip, paper1, grid["noinstr-symbols"], grid["instr-natural"]]
     if suite == "flipped":
-        paper1 = Condition("flipped", "flipped (paper 1)", Setting(symbols=False, flip_query=True), k, binary_only=True)
         sweep = [
             Condition(f"flip{p}", f"{p}% flipped", Setting(symbols=False, flip=p / 100), k, x=p, binary_only=True)
             for p in FLIP_PERCENTS
@@ -89,10 +94,6 @@ class EvalConfig:
     max_prompt_tokens: int | None = None  # drop exemplars to fit (estimated tokens, model-independent)
     dtype: str = "auto"  # float32, bfloat16, or auto: bfloat16 where the CPU or GPU computes it natively
     allow_seen: bool = False
-
-
-def family(task_name: str) -> str:
-    return task_name.split("/")[0]
 
 
 def check_task(task: Task, cond: Condition, cfg: EvalConfig) -> None:
@@ -345,13 +346,6 @@ def mean_or_none(values: list[float]) -> float | None:
     return statistics.fmean(values) if values else None
 
 
-def mean_se(values: list[float]) -> dict:
-    """Mean and standard error (None with fewer than two values)."""
-    mean = statistics.fmean(values)
-    se = statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else None
-    return {"mean": mean, "stderr": se}
-
-
 def summarize(per_seed: dict[int, dict[str, float]]) -> dict:
     """{metric: {mean, stderr, per_seed}} from {seed: {metric: value}}."""
     metrics = sorted({m for values in per_seed.values() for m in values})
@@ -455,6 +449,8 @@ def evaluate(model_specs: list[str], tasks: list[Task], cfg: EvalConfig, *, cach
     for spec in model_specs:
         check_unseen(spec, [t.name for t in tasks], cfg.allow_seen)
     state = process_state()
+    if state.is_main_process and len(model_specs) > 1:
+        print(f"symtune: {precision_plan(items)}", file=sys.stderr)
     results = new_results(cfg, conditions, items, tasks, task_specs or [t.source for t in tasks])
     dtype = torch_dtype(cfg.dtype, state.device)
     dtype_name = str(dtype).removeprefix("torch.")
@@ -470,6 +466,15 @@ def evaluate(model_specs: list[str], tasks: list[Task], cfg: EvalConfig, *, cach
                                    "scoring_seconds": cache.spent(),
                                    "prompts_per_second": len(items) / seconds, **model_results(records, items, conditions)}
     return results
+
+
+def precision_plan(items: list[dict]) -> str:
+    """What a paired difference's interval will be at this size, said before any scoring."""
+    n = min(Counter(item["condition"] for item in items).values())
+    widths = ", ".join(f"±{100 * expected_half_width(n, share):.1f} points where they disagree on {share:.0%}"
+                       for share in (0.1, 0.3))
+    return (f"{n} prompts per condition: a paired difference between two models has a 95% interval of about "
+            f"{widths} of the prompts (wider where tasks differ)")
 
 
 def new_results(cfg: EvalConfig, conditions: list[Condition], items: list[dict], tasks: list[Task],

@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 
 from symtune.errors import SymtuneError
-from symtune.evaluate import mean_se
 from symtune.io import atomic_write, pyplot, read_json, save_figure, write_json
+from symtune.stats import excludes_zero, paired_difference
 
 METRICS = {  # name -> what the tables call it
     "acc": "accuracy, rank classification (summed log-prob)",
@@ -67,33 +67,41 @@ def markdown(results: dict) -> str:
         rows += [[model, *(pct(m["conditions"][c["name"]]["mean"]["metrics"].get(metric)) for c in conditions)]
                  for model, m in models.items()]
         parts += [f"### {metric}: {METRICS[metric]}", table(["model", *heads], rows)]
-    parts += paired_differences(models, conditions, heads, present_metrics(results))
+    parts += paired_differences(models, conditions, heads, present_metrics(results), results.get("comparisons", ()))
     for model, m in models.items():
         parts += per_task_table(model, [m["conditions"][c["name"]] for c in conditions], heads, present_metrics(results))
     return "\n\n".join(parts) + "\n"
 
 
-def paired_differences(models: dict, conditions: list[dict], heads: list[str], metrics: list[str]) -> list[str]:
-    """Each row minus the first (base), seed by seed, then mean ± standard error over seeds. Every
-    row scores the same prompts in a seed, so this error leaves out the prompt-to-prompt variance
-    that the tables above carry in each row's own error."""
-    (first, base), *others = models.items()
-    if not others or len(base["conditions"][conditions[0]["name"]]["mean"]["metrics"]["acc"]["per_seed"]) < 2:
+def paired_differences(models: dict, conditions: list[dict], heads: list[str], metrics: list[str],
+                       pairs: list[tuple[str, str]] = ()) -> list[str]:
+    """Each row minus the first (base), and each of `pairs` (row, reference), prompt by prompt on
+    the identical prompts both scored: the mean difference over tasks and its 95% interval
+    (stats.paired_interval), bold where the interval excludes 0."""
+    first, *others = models
+    pairs = [(model, first) for model in others] + list(pairs)
+    if not pairs:
         return []
-    parts = [f"### Difference from {first}, paired by seed (points)"]
+    parts = ["### Paired differences on identical prompts (points, 95% interval)",
+             "Bootstrap over datasets, their tasks, and each seed's prompts (docs/method.md). "
+             "**Bold**: the interval excludes 0."]
     for metric in metrics:
-        rows = [[model, *(delta(m, base, c["name"], metric) for c in conditions)] for model, m in others]
-        parts += [f"{metric}:", table(["model", *heads], rows)]
+        rows = [[f"{model} − {reference}", *(delta(models[model], models[reference], c["name"], metric)
+                                               for c in conditions)] for model, reference in pairs]
+        parts += [f"{metric}:", table(["difference", *heads], rows)]
     return parts
 
 
 def delta(model: dict, base: dict, condition: str, metric: str) -> str:
-    ours, theirs = (m["conditions"][condition]["mean"]["metrics"].get(metric) for m in (model, base))
-    if not ours or not theirs:
+    interval = paired_difference(model["predictions"], base["predictions"], condition, metric)
+    if interval is None:
         return "–"
-    s = mean_se([a - b for a, b in zip(ours["per_seed"], theirs["per_seed"])])
-    mean = round(100 * s["mean"], 1) + 0.0  # + 0.0 turns a rounding residue's -0.0 into 0.0
-    return f"{mean:+.1f} ± {100 * s['stderr']:.1f}"
+    cell = f"{points(interval['mean'])} [{points(interval['lo'])}, {points(interval['hi'])}]"
+    return (f"**{cell}**" if excludes_zero(interval) else cell) + f" n={interval['n']}"
+
+
+def points(value: float) -> str:
+    return f"{round(100 * value, 1) + 0.0:+.1f}"  # + 0.0 turns a rounding residue's -0.0 into 0.0
 
 
 def fmt_chance(summary: dict | None) -> str:
@@ -190,6 +198,43 @@ def plot_curve(ax, conds: list[dict], models, metric: str) -> None:
     ax.set_xticks(xs)
 
 
+def budget_series(results: dict, condition: str, metric: str) -> dict[str, list[tuple[int, dict]]]:
+    """{row: [(steps, interval of its difference from base)]} of results["curves"] ({row: [[steps,
+    model], ...]}), starting at base itself: step 0, no difference."""
+    models = results["models"]
+    base = next(iter(models))
+    series = {}
+    for row, steps_models in results["curves"].items():
+        series[row] = [(0, {"mean": 0.0, "lo": 0.0, "hi": 0.0})]
+        for steps, model in steps_models:
+            interval = paired_difference(models[model]["predictions"], models[base]["predictions"], condition, metric)
+            if interval:
+                series[row].append((steps, interval))
+    return series
+
+
+def plot_budget(results: dict, out: Path, metric: str = "acc") -> Path:
+    """The difference from base (points) against tuning steps: a panel per condition, a line with
+    its 95% band per row."""
+    conditions = results["conditions"]
+    fig, axes = pyplot().subplots(1, len(conditions), figsize=(4.2 * len(conditions), 3.8), squeeze=False)
+    for ax, cond in zip(axes[0], conditions):
+        for row, points_ in budget_series(results, cond["name"], metric).items():
+            xs = [steps for steps, _ in points_]
+            line, = ax.plot(xs, [100 * iv["mean"] for _, iv in points_], marker="o", label=row)
+            ax.fill_between(xs, [100 * iv["lo"] for _, iv in points_], [100 * iv["hi"] for _, iv in points_],
+                            alpha=0.2, color=line.get_color())
+        ax.axhline(0, color="k", linewidth=0.8)
+        ax.set_title(cond["label"], fontsize=9)
+        ax.set_xlabel("tuning steps")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(f"{metric}: difference from {next(iter(results['models']))} (points)")
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle("paired difference from base on identical prompts, 95% bootstrap interval")
+    fig.tight_layout()
+    return save_figure(fig, out / f"{results['suite']}-budget.png")
+
+
 def report(paths: list[str], out, metric: str = "acc") -> list[Path]:
     """One PNG per suite found in the results files."""
     by_suite = {}
@@ -204,7 +249,9 @@ def report(paths: list[str], out, metric: str = "acc") -> list[Path]:
         names = [[c["name"] for c in r["conditions"]] for _, r in group]
         if any(n != names[0] for n in names):
             raise SymtuneError(f"the {suite} results files have different conditions; plot them separately")
-    return [plot_suite(suite, group, Path(out), metric) for suite, group in by_suite.items()]
+    plots = [plot_suite(suite, group, Path(out), metric) for suite, group in by_suite.items()]
+    return plots + [plot_budget(results, Path(out), metric) for _, results in sum(by_suite.values(), [])
+                    if results.get("curves")]
 
 
 def add_report_parser(subparsers) -> None:

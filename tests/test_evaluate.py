@@ -293,3 +293,14 @@ def test_queries_too_long_in_any_setting_are_passed_over_in_all(capsys):
     assert any(long_text in i["text"] for i in classification_items(task, without_instruction, 0, cfg))
     with pytest.raises(SymtuneError, match="no query's prompt fits"):
         build_items([task], EvalConfig(suite="grid", n=4, k=2, seeds=(0,), max_prompt_tokens=20))
+
+
+def test_the_precision_plan_names_the_smallest_condition_and_its_binomial_half_width():
+    from symtune.evaluate import precision_plan
+    from symtune.stats import expected_half_width
+
+    cfg = EvalConfig(suite="grid", n=5, k=2, seeds=(0, 1))
+    _, items = build_items([toy_task("bin"), toy_task("tri", labels=("a", "b", "c"))], cfg)
+    plan = precision_plan(items)
+    assert plan.startswith("20 prompts per condition")  # 2 tasks x 5 prompts x 2 seeds
+    assert f"±{100 * expected_half_width(20, 0.1):.1f} points where they disagree on 10%" in plan

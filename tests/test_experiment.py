@@ -31,3 +31,23 @@ def test_the_times_say_what_scoring_cost_even_when_the_run_read_the_cache():
     assert "this run: 12 s" in line
     assert "base 690 s" in line and "symbol-tuned not kept" in line
     assert "not kept:" not in wall_times({"models": {"base": {"scoring_seconds": 690.4}}}, 12.3)
+
+
+def test_a_suite_naming_a_row_scores_all_of_its_budgets():
+    models = {**MODELS, "symbol-tuned @50": "a", "symbol-tuned @100": "b"}
+    _, chosen = suite_rows("headline", {"rows": ["symbol-tuned"]}, {k: v for k, v in models.items() if k != "symbol-tuned"})
+    assert list(chosen) == ["base", "symbol-tuned @50", "symbol-tuned @100"]
+
+
+def test_budget_curves_and_verdicts_name_each_rows_last_budget_and_the_comparisons():
+    from experiment import budget_curves, verdicts
+    from test_report import fake_results
+
+    assert budget_curves({"base": "x", "s @50": "a", "s @100": "b", "c": "d"}) == {"s": [[50, "s @50"], [100, "s @100"]]}
+    results = fake_results("grid", models=("base", "s @50", "s @100", "c"))
+    results["curves"] = budget_curves(results["models"])
+    results["comparisons"] = [["s @100", "c"]]
+    lines = verdicts(results, 3.0).strip().splitlines()[2:]
+    assert {line.split(",")[0] for line in lines} == {"- s @100 − base", "- c − base", "- s @100 − c"}
+    assert len(lines) == 3 * 4 and all(line.endswith(".") for line in lines)  # 3 differences x 4 grid cells
+    assert all("not resolved" in line or "resolved" in line for line in lines)

@@ -185,3 +185,16 @@ def test_generation_prompt_uses_other_examples_as_shots():
     assert "Input: [0]\nOutput: [0, 0]" not in p.text
     raw = build_generation_prompt(task, examples[1], random.Random(0), k=0)
     assert raw.text == "[1]" and raw.format == "raw"
+
+
+def test_class_pairs_make_a_binary_task_per_pair_of_classes():
+    from symtune.tasks.task import class_pairs, family
+
+    task = toy_task("tri", labels=("a", "b", "c"))
+    pairs = class_pairs(task)
+    assert [p.name for p in pairs] == ["tri/a-vs-b", "tri/a-vs-c", "tri/b-vs-c"]
+    assert all(family(p.name) == "tri" for p in pairs)
+    assert {ex.label for ex in pairs[1].train} == {"a", "c"} and pairs[1].labels == ["a", "c"]
+    assert len(pairs[1].test) == sum(ex.label in "ac" for ex in task.test)
+    binary = toy_task("bin")
+    assert class_pairs(binary) == [binary]

@@ -10,6 +10,7 @@ from symtune.evaluate import EvalConfig, build_items, model_results, new_results
 from symtune.io import read_jsonl, write_json
 from symtune.lmeval_export import export_suite
 from symtune.report import delta, markdown, report, write_results
+from symtune.stats import paired_cells, paired_interval
 from symtune.tasks.task import Example, Task
 
 
@@ -145,21 +146,44 @@ def test_bar_plots_draw_chance_for_ranking_metrics_only(metric, lines):
     assert sum(len(c.get_segments()) for c in ax.collections if c.get_linestyle()[0][1]) == lines
 
 
-def test_paired_differences_subtract_base_seed_by_seed():
+def test_paired_differences_pair_identical_prompts_with_an_interval():
     results = fake_results("grid")
-    base, tuned = (results["models"][m]["conditions"]["noinstr-symbols"]["mean"]["metrics"]["acc"]["per_seed"]
-                   for m in ("base", "tuned"))
-    diffs = [100 * (t - b) for t, b in zip(tuned, base)]
-    mean = sum(diffs) / 2
-    se = abs(diffs[0] - diffs[1]) / 2  # the standard error of two values
-    text = markdown(results).split("### Difference from base, paired by seed (points)")[1].split("###")[0]
-    row = text.split("acc:")[1].split("| tuned |")[1].splitlines()[0]
-    assert row.strip(" |").split(" | ")[-1] == f"{mean:+.1f} ± {se:.1f}"
-    assert "Difference from" not in markdown(fake_results("grid", seeds=(0,)))
-    assert "Difference from" not in markdown(fake_results("grid", models=("base",)))
+    base, tuned = (results["models"][m]["predictions"] for m in ("base", "tuned"))
+    cells = paired_cells(tuned, base, "noinstr-symbols", "acc")
+    interval = paired_interval(cells)
+    text = markdown(results).split("### Paired differences on identical prompts")[1].split("###")[0]
+    row = text.split("acc:")[1].split("| tuned − base |")[1].splitlines()[0]
+    cell = row.strip(" |").split(" | ")[-1]
+    assert cell.removeprefix("**").split("]")[0] == (f"{100 * interval['mean']:+.1f} [{100 * interval['lo']:+.1f}, "
+                                                     f"{100 * interval['hi']:+.1f}")
+    assert cell.endswith(f" n={interval['n']}") and interval["n"] == 2 * 4 * 2  # 2 tasks x 4 prompts x 2 seeds
+    assert "Paired differences" in markdown(fake_results("grid", seeds=(0,)))  # one seed pairs prompts all the same
+    assert "Paired differences" not in markdown(fake_results("grid", models=("base",)))
+    three = fake_results("grid", models=("base", "tuned", "control"))
+    three["comparisons"] = [["tuned", "control"]]  # a pair besides each row's difference from base
+    rows = markdown(three).split("### Paired differences")[1].split("acc_norm:")[0]
+    assert [line.split(" | ")[0] for line in rows.splitlines() if line.startswith("| ") and "−" in line] == [
+        "| tuned − base", "| control − base", "| tuned − control"]
 
 
-def test_a_rounding_residue_is_not_a_negative_difference():
-    def model(per_seed):
-        return {"conditions": {"c": {"mean": {"metrics": {"acc": {"per_seed": per_seed}}}}}}
-    assert delta(model([0.3, 0.3]), model([0.1 + 0.2, 0.3]), "c", "acc") == "+0.0 ± 0.0"  # not -0.0
+def test_a_difference_whose_interval_excludes_zero_is_bold_and_a_residue_is_not_negative():
+    def model(values):
+        return {"predictions": [{"id": i, "task": f"t{i % 3}", "seed": 0, "condition": "c", "metrics": {"acc": v}}
+                                for i, v in enumerate(values)]}
+    assert delta(model([1.0] * 9), model([0.0] * 9), "c", "acc") == "**+100.0 [+100.0, +100.0]** n=9"
+    assert delta(model([0.1 + 0.2] * 9), model([0.3] * 9), "c", "acc") == "+0.0 [+0.0, +0.0] n=9"  # not -0.0
+    assert delta(model([1.0] * 9), {"predictions": []}, "c", "acc") == "–"
+
+
+def test_a_budget_curve_plots_each_rows_difference_from_base_against_steps(tmp_path):
+    results = fake_results("grid", models=("base", "tuned @2", "tuned @4"))
+    results["curves"] = {"tuned": [[2, "tuned @2"], [4, "tuned @4"]]}
+    write_results(results, tmp_path)
+    plots = report([str(tmp_path / "results.json")], tmp_path / "plots")
+    assert [p.name for p in plots] == ["grid.png", "grid-budget.png"] and plots[1].stat().st_size > 0
+    from symtune.report import budget_series
+
+    (row, series), = budget_series(results, "noinstr-symbols", "acc").items()
+    assert row == "tuned" and [steps for steps, _ in series] == [0, 2, 4] and series[0][1]["mean"] == 0.0
+    ours, base = results["models"]["tuned @4"]["predictions"], results["models"]["base"]["predictions"]
+    assert series[2][1] == paired_interval(paired_cells(ours, base, "noinstr-symbols", "acc"))

@@ -671,3 +671,18 @@ def test_the_memory_table_in_the_docs_is_the_one_the_benchmark_writes():
     from bench_memory_knobs import docs_table, gpu_table
 
     assert docs_table(gpu_table()) in (REPO / "docs" / "distributed.md").read_text()
+
+
+def test_snapshot_steps_write_the_model_as_trained_so_far(tiny_model_dir, mixture, tmp_path):
+    from safetensors.torch import load_file
+
+    out = tune(str(tiny_model_dir), mixture, tmp_path / "run", quick(snapshot_steps=[2]), progress=False)
+    snapshot = out / "snapshots" / "step-000002"
+    for name in ("model.safetensors", "config.json", "tokenizer.json", "README.md"):
+        assert (snapshot / name).is_file()
+    ours, at_checkpoint, final = (load_file(f / "model.safetensors")
+                                  for f in (snapshot, out / "checkpoints" / "step-000002", out))
+    shared = ours.keys() & at_checkpoint.keys()
+    assert "model.embed_tokens.weight" in shared and all(torch.equal(ours[k], at_checkpoint[k]) for k in shared)
+    assert any(not torch.equal(ours[k], final[k]) for k in shared)  # two more steps moved the final model
+    assert not (out / "snapshots" / "step-000004").exists()  # the last step is the model itself

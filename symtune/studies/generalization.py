@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from symtune.errors import SymtuneError
+from symtune.stats import mean_se
 from symtune.studies.facts import TEMPLATES, REPHRASINGS, Fact, global_augment, local_augment, render
 from symtune.studies.generalization_data import GENERATORS, MCItem, StudyData, split_sentences
 from symtune.studies.runs import Clock, cached, drop_weights, study_recipe, tuned, write_mixture
@@ -353,7 +354,6 @@ def run_seed(cfg: GeneralizationConfig, seed: int, out: Path, clock: Clock) -> d
 
 def summarize(per_seed: list[dict], cfg: GeneralizationConfig) -> dict:
     """Accuracy per dataset, split and protocol: mean and standard error over seeds."""
-    from symtune.evaluate import mean_se
 
     table = defaultdict(lambda: defaultdict(dict))
     first = per_seed[0]

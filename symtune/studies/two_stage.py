@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from symtune.errors import SymtuneError
+from symtune.stats import mean_se
 from symtune.studies.nonsense import nonsense_words
 from symtune.studies.runs import Clock, cached, drop_weights, study_recipe, tuned, write_mixture
 from symtune.studies.scan import SCAN_ACTIONS, interpret, scan_split
@@ -196,7 +197,6 @@ def run_seed(cfg: TwoStageConfig, seed: int, out: Path, clock: Clock) -> dict:
 def summarize(per_seed: list[dict]) -> dict:
     """SCAN metrics per split and ICL accuracy per condition, for every model: mean and standard
     error over seeds."""
-    from symtune.evaluate import mean_se
 
     models = list(per_seed[0]["results"])
     mean = lambda values: sum(values) / len(values)  # noqa: E731

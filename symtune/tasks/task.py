@@ -7,6 +7,11 @@ from functools import cached_property
 from symtune.errors import SymtuneError
 
 
+def family(task_name: str) -> str:
+    """The dataset a task comes from: BIG-bench subtasks and class pairs are named family/part."""
+    return task_name.split("/")[0]
+
+
 @dataclass(frozen=True)
 class Example:
     """One input with its answer. `label` is a natural label name (classification) or the
@@ -72,3 +77,17 @@ class Task:
                     f"task {self.name}: the train split has only one class ({next(iter(present))!r})"
                 )
         return self
+
+
+def class_pairs(task: Task) -> list[Task]:
+    """A binary task per pair of the task's classes (itself if it is binary), named
+    task/a-vs-b: flipped-label prompts need two classes, and pairs bring multi-class data in."""
+    if len(task.labels) <= 2:
+        return [task]
+    pairs = []
+    for i, a in enumerate(task.labels):
+        for b in task.labels[i + 1:]:
+            keep = lambda examples: [ex for ex in examples if ex.label in (a, b)]  # noqa: E731
+            pairs.append(Task(f"{task.name}/{a}-vs-{b}", [a, b], keep(task.train), keep(task.test), task.instruction,
+                              task.eval_only, task.source, task.meta))
+    return pairs

@@ -219,6 +219,18 @@ def save_model(accelerator, model, tokenizer, out: Path, recipe: Recipe, card: s
         raise SymtuneError(problem)
 
 
+def save_tuned(accelerator, net, tokenizer, folder: Path, model: str, recipe: Recipe, log: list[dict],
+               training: TrainingData, bf16: bool) -> None:
+    """The model as trained so far, with its card and training record, in `folder`."""
+    manifests = {path: manifest for path, (_, manifest) in training.mixtures.items()}
+    card = model_card(model, manifests, recipe.to_dict(), run_summary(model, recipe, log, training, accelerator, bf16))
+    tasks = sorted({task for manifest in manifests.values() for task in manifest.get("tasks", {})})
+    record = {"base_model": model, "tasks": tasks}  # evaluation refuses these tasks
+    if accelerator.is_main_process:
+        folder.mkdir(parents=True, exist_ok=True)
+    save_model(accelerator, net, tokenizer, folder, recipe, card, record)
+
+
 def log_row(step: int, stage: int, loss: float, lr: float, samples, seconds: float) -> dict:
     tokens = sum(len(ids) for ids, _ in samples)
     return {"step": step, "stage": stage, "loss": loss, "lr": lr, "tokens": tokens,
@@ -229,7 +241,7 @@ def log_row(step: int, stage: int, loss: float, lr: float, samples, seconds: flo
 def run_summary(model: str, recipe: Recipe, log: list[dict], training: TrainingData, accelerator, bf16: bool) -> dict:
     last = [r["loss"] for r in log[-10:]]
     return {
-        "base model": model, "steps": recipe.max_steps, "prompts seen": recipe.max_steps * recipe.batch_size,
+        "base model": model, "steps": len(log), "prompts seen": len(log) * recipe.batch_size,
         "tokens seen": sum(r["tokens"] for r in log), "completion tokens": sum(r["supervised_tokens"] for r in log),
         "final loss (mean of last 10 steps)": round(sum(last) / max(1, len(last)), 4),
         "prompts skipped as longer than max_seq_len": training.skipped, "processes": accelerator.num_processes,
@@ -292,15 +304,14 @@ def tune(model: str, data=None, out="run", recipe: Recipe | str = "cpu-small", r
                 f.write(json.dumps(log[-1]) + "\n")
         bar.set_postfix(loss=f"{loss:.4f}", tok_s=f"{log[-1]['tokens_per_s']:.0f}", refresh=False)
         bar.update()
+        if step + 1 in recipe.snapshot_steps and step + 1 < recipe.max_steps:
+            save_tuned(accelerator, net, tokenizer, out / "snapshots" / f"step-{step + 1:06d}", model, recipe, log,
+                       training, bf16)
         if (step + 1) % recipe.save_every == 0 and step + 1 < recipe.max_steps:
             save_checkpoint(accelerator, out, step + 1, identity, recipe.keep_checkpoints)
     bar.close()
 
-    manifests = {path: manifest for path, (_, manifest) in training.mixtures.items()}
-    card = model_card(model, manifests, recipe.to_dict(), run_summary(model, recipe, log, training, accelerator, bf16))
-    tasks = sorted({task for manifest in manifests.values() for task in manifest.get("tasks", {})})
-    record = {"base_model": model, "tasks": tasks}  # evaluation refuses these tasks
-    save_model(accelerator, net, tokenizer, out, recipe, card, record)
+    save_tuned(accelerator, net, tokenizer, out, model, recipe, log, training, bf16)
     if accelerator.is_main_process:
         plot_loss(log, out / "loss.png")
     accelerator.wait_for_everyone()

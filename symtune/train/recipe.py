@@ -54,6 +54,8 @@ class Recipe:
     stages: list = field(default_factory=list)  # [{data: DIR or [DIR, ...], ratio: [w, ...], steps: N}, ...]
     seed: int = 0
     save_every: int = 100  # checkpoint every N steps
+    snapshot_steps: list = field(default_factory=list)  # also write a loadable model folder at these steps
+    #                                                     (out/snapshots/step-N): a tuning-budget curve from one run
     keep_checkpoints: int = 1  # newest checkpoints kept
 
     def to_dict(self) -> dict:
@@ -61,7 +63,8 @@ class Recipe:
 
 
 # keys that may change between a run and its resumption
-RUN_KEYS = ("save_every", "keep_checkpoints", "compile", "micro_batch_tokens", "gradient_checkpointing")
+RUN_KEYS = ("save_every", "keep_checkpoints", "compile", "micro_batch_tokens", "gradient_checkpointing",
+            "snapshot_steps")
 
 
 def recipe_path(name_or_path: str) -> Path:
