@@ -509,7 +509,7 @@ def add_eval_parser(subparsers) -> None:
     p.add_argument("--max-new-tokens", type=int, default=48, help="cap on generated tokens (it stops at the line break)")
     p.add_argument("--token-budget", type=int, default=None,
                    help="prompt tokens a batch may hold in its cache, one copy per scored label (memory bound; "
-                        "default: 2048 for ranking on a CPU, else 16384)")
+                        "default for ranking: 2048 on a CPU, sized from free memory on a GPU; for generation: 16384)")
     p.add_argument("--max-prompt-tokens", type=int, default=None, help="drop exemplars so a prompt fits (estimated tokens)")
     p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"),
                    help="model weights' dtype (auto: bfloat16 where the CPU or GPU computes it natively)")

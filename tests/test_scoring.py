@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 from conftest import save_tiny_model
@@ -54,8 +56,27 @@ def test_ranking_batches_default_to_a_narrow_budget_on_a_cpu(model, tokenizer, m
     budgets = []
     monkeypatch.setattr(scoring, "length_batches", lambda lengths, budget: budgets.append(budget) or [[0]])
     score_requests(model, tokenizer, REQUESTS[:1])
-    assert budgets == [scoring.ranking_budget(torch.device("cpu"))] == [2048]
-    assert scoring.ranking_budget(torch.device("cuda")) > 2048
+    assert budgets == [scoring.ranking_budget(model)] == [scoring.CPU_BUDGET]
+
+
+def test_a_gpu_ranking_budget_grows_with_free_memory_and_shrinks_with_the_model(model, monkeypatch):
+    import symtune.scoring as scoring
+
+    free = {"bytes": 0}
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (free["bytes"], 80 << 30))
+    monkeypatch.setattr(type(model), "device", property(lambda self: torch.device("cuda", 0)))
+    per_token = scoring.bytes_per_token(model)
+    budgets = {}
+    for gib in (1, 4, 40):
+        free["bytes"] = gib << 30
+        budgets[gib] = scoring.ranking_budget(model)
+    assert budgets[40] == int((40 << 30) * scoring.FREE_MEMORY_SHARE) // per_token > budgets[4] > budgets[1]
+    free["bytes"] = 1 << 20  # a full GPU still scores, one narrow batch at a time
+    assert scoring.ranking_budget(model) == scoring.CPU_BUDGET
+    # The logits row dominates a large vocabulary's tokens: the budget shrinks with it.
+    vocab = model.config.get_text_config().vocab_size
+    monkeypatch.setattr(model.config.get_text_config(), "vocab_size", vocab * 100)
+    assert scoring.bytes_per_token(model) > per_token + vocab * 99 * model.dtype.itemsize - 1
 
 
 def test_continuations_are_tokenized_after_the_prompt(tokenizer):
@@ -98,13 +119,40 @@ def test_the_lm_head_sees_only_positions_that_predict_a_label(model, tokenizer):
     assert max(widths) <= max(scores.num_tokens) * len(scores.num_tokens)
 
 
+def scored_positions(model, encoded) -> int:
+    """Positions whose logits predict a scored token: each prefix's last, then in a tree each
+    non-empty tail's last and every continuation token but the last; with a cache copy per
+    (tail, continuation) row, each row's tokens that predict a token of its continuation."""
+    if tree_attention(model):
+        return sum(1 + sum(map(bool, e.tails)) + sum(len(c) - 1 for c in e.continuations) for e in encoded)
+    return sum(1 + sum(len(c) - (len(row) == len(c)) for row, c in zip(e.tailed(), e.continuations)) for e in encoded)
+
+
+def test_the_lm_head_runs_on_exactly_the_scored_positions(model, tokenizer):
+    # Keeping every position that some row of a batch scores puts rows x positions x vocabulary
+    # logits in memory: gigabytes on a GPU for a 262k vocabulary.
+    tails = ["", "\nInput: N/A\nOutput:", " and a much longer tail, so that the others pad"]
+    requests = [Request(context, conts, tails[i % 3 :]) for i, (context, conts) in enumerate(REQUESTS)]
+    inputs = []
+    # A forward hook sees the input the head ran on (after scoring's own pre-hook).
+    hook = model.get_output_embeddings().register_forward_hook(lambda m, args, out: inputs.append(args[0].shape))
+    try:
+        scores = score_requests(model, tokenizer, requests, token_budget=100_000)  # one batch
+    finally:
+        hook.remove()
+    assert_same_scores(scores, score_requests_naive(model, tokenizer, requests))
+    encoded = [encode_request(tokenizer, *r) for r in requests]
+    assert len(inputs) == 2  # the prefixes' call and the tree's (or the copies')
+    assert sum(math.prod(shape[:-1]) for shape in inputs) == scored_positions(model, encoded)
+
+
 def test_the_lm_head_input_folds_without_a_copy_even_with_frozen_weights(model, tokenizer):
     # With frozen weights (a merged LoRA model) torch's matmul copies the whole LM head for a
     # strided input: 4x slower Gemma scoring (262k vocabulary).
     flags = [p.requires_grad for p in model.parameters()]
     model.requires_grad_(False)
     inputs = []
-    hook = model.get_output_embeddings().register_forward_pre_hook(lambda m, args: inputs.append(args[0]))
+    hook = model.get_output_embeddings().register_forward_hook(lambda m, args, out: inputs.append(args[0]))
     try:
         score_requests(model, tokenizer, REQUESTS)
     finally:
