@@ -27,7 +27,6 @@ example is computed in the same batch as in a single-process run.
 """
 
 import contextlib
-import functools
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -36,7 +35,7 @@ from typing import NamedTuple
 
 import torch
 from tqdm.auto import tqdm
-from transformers import DynamicCache
+from transformers import DynamicCache, StoppingCriteria, StoppingCriteriaList, StopStringCriteria
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from symtune.errors import SymtuneError
@@ -477,12 +476,16 @@ def score_requests_naive(model, tokenizer, requests: Sequence[Request | tuple], 
     return results
 
 
-@functools.lru_cache(maxsize=8)
-def stop_token_ids(tokenizer, stop: str) -> tuple[int, ...]:
-    """The tokens whose text contains `stop`: generation ends at any of them. (A stop string
-    split over two tokens is only cut afterwards, at max_new_tokens.)"""
-    texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
-    return tuple(i for i, text in enumerate(texts) if stop in text)
+class StopInGenerated(StoppingCriteria):
+    """transformers' stop-string criterion (which also finds a stop string split over tokens) on
+    the generated tokens alone: otherwise the prompt's end and the first new token can spell it
+    together (a prompt ending in a line break, stop "\\n\\n") and a row stops at once."""
+
+    def __init__(self, tokenizer, stop: str, prompt_width: int):
+        self.criterion, self.start = StopStringCriteria(tokenizer, [stop]), prompt_width
+
+    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
+        return self.criterion(input_ids[:, self.start :], scores)
 
 
 @contextlib.contextmanager
@@ -500,11 +503,12 @@ def contiguous_head_input(model):
 @torch.inference_mode()
 def greedy_generate(model, tokenizer, prompts: list[list[int]], stop: str, max_new_tokens: int) -> list[str]:
     ids, mask = pad(prompts, pad_id(tokenizer), left=True)
-    eos = [t for t in (*stop_token_ids(tokenizer, stop), tokenizer.eos_token_id) if t is not None]
+    stopping = StoppingCriteriaList([StopInGenerated(tokenizer, stop, ids.shape[1])])
     with contiguous_head_input(model):
         out = model.generate(
             input_ids=ids.to(model.device), attention_mask=mask.to(model.device), max_new_tokens=max_new_tokens,
-            do_sample=False, temperature=None, top_p=None, top_k=None, eos_token_id=eos, pad_token_id=pad_id(tokenizer),
+            do_sample=False, temperature=None, top_p=None, top_k=None, stopping_criteria=stopping,
+            eos_token_id=tokenizer.eos_token_id, pad_token_id=pad_id(tokenizer),
         )
     texts = tokenizer.batch_decode(out[:, ids.shape[1] :], skip_special_tokens=True)
     return [text.split(stop)[0] for text in texts]

@@ -220,6 +220,56 @@ def test_generation_stops_before_the_stop_string(model, tokenizer):
     assert cut == full[: full.index(stop)] and len(cut) < len(full)
 
 
+def decoding_steps(model, fn) -> int:
+    """How many times fn() runs the model: one per generated token."""
+    calls = []
+    handle = model.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        fn()
+    finally:
+        handle.remove()
+    return len(calls)
+
+
+def greedy_tokens(model, tokenizer, context: str, n: int) -> list[int]:
+    ids = torch.tensor([tokenizer(context).input_ids])
+    with torch.inference_mode():
+        out = model.generate(input_ids=ids, max_new_tokens=n, min_new_tokens=n, do_sample=False, temperature=None,
+                             top_p=None, top_k=None, pad_token_id=tokenizer.pad_token_id)
+    return out[0, ids.shape[1] :].tolist()
+
+
+def test_generation_stops_at_a_stop_string_split_over_tokens(model, tokenizer):
+    # Stopping only at tokens that hold the whole stop string runs on to max_new_tokens.
+    for context, _ in REQUESTS:
+        new = greedy_tokens(model, tokenizer, context, 8)
+        texts = [tokenizer.decode(new[:i]) for i in range(len(new) + 1)]
+        # A two-character stop string across the boundary after token k, seen nowhere before it.
+        found = [(k, texts[k + 1][len(texts[k]) - 1 : len(texts[k]) + 1]) for k in range(1, len(new) - 1)
+                 if texts[k] and texts[k + 1].startswith(texts[k]) and len(texts[k + 1]) > len(texts[k])]
+        found = [(k, stop) for k, stop in found if texts[-1].find(stop) == len(texts[k]) - 1]
+        if found:
+            break
+    assert found, "no greedy output with a stop string split over two tokens"
+    k, stop = found[0]
+    outputs = []
+    steps = decoding_steps(model, lambda: outputs.extend(generate_until(model, tokenizer, [context], stop=stop,
+                                                                        max_new_tokens=8)))
+    assert steps == k + 1  # the token that completes the stop string is the last one generated
+    assert outputs == [texts[-1][: texts[-1].index(stop)]]
+
+
+def test_a_stop_string_is_sought_in_the_generated_text_alone(model, tokenizer):
+    # The prompt's last character and the first new token's first spell the stop string together:
+    # that must not stop a row before the generated text holds it.
+    context = REQUESTS[1][0]
+    new = greedy_tokens(model, tokenizer, context, 4)
+    stop = context[-1] + tokenizer.decode(new[:1])[0]
+    expected = next((i for i in range(1, 5) if stop in tokenizer.decode(new[:i])), 4)
+    assert expected > 1
+    assert decoding_steps(model, lambda: generate_until(model, tokenizer, [context], stop=stop, max_new_tokens=4)) == expected
+
+
 @pytest.mark.parametrize("text, pattern, expected", [
     ("  Positive ", None, "positive"),
     (' "QXR"', None, "qxr"),
