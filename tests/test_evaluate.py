@@ -293,3 +293,24 @@ def test_queries_too_long_in_any_setting_are_passed_over_in_all(capsys):
     assert any(long_text in i["text"] for i in classification_items(task, without_instruction, 0, cfg))
     with pytest.raises(SymtuneError, match="no query's prompt fits"):
         build_items([task], EvalConfig(suite="grid", n=4, k=2, seeds=(0,), max_prompt_tokens=20))
+
+
+class Loaded(Exception):
+    """Raised by a stand-in load_model once it has seen its arguments."""
+
+
+def test_eval_hands_its_attention_implementation_to_the_model(tiny_model_dir, tmp_path, monkeypatch):
+    import symtune.models
+    from symtune.cli import main
+
+    seen = {}
+
+    def load_model(spec, **kwargs):
+        seen.update(kwargs)
+        raise Loaded
+
+    monkeypatch.setattr(symtune.models, "load_model", load_model)
+    with pytest.raises(Loaded):
+        main(["eval", "--model", str(tiny_model_dir), "--suite", "linear", "--n", "1", "--seeds", "1",
+              "--out", str(tmp_path), "--attn-implementation", "eager"])
+    assert seen["attn_implementation"] == "eager"

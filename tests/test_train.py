@@ -372,3 +372,11 @@ def test_tune_command_maps_its_flags_onto_the_recipe(monkeypatch, tmp_path):
     [((model, data, out, recipe), kwargs)] = calls
     assert (model, data, out, kwargs) == ("m", "mix", str(tmp_path), {"resume": True})
     assert (recipe.lora, recipe.max_steps, recipe.lr, recipe.batch_size) == (True, 7, 2e-4, 8)
+
+
+def test_fp16_mixed_precision_is_refused_before_training(tiny_model_dir, mixture, tmp_path, monkeypatch):
+    # `accelerate launch --mixed_precision fp16` sets this variable.
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "fp16")
+    with pytest.raises(SymtuneError, match="fp16 mixed precision is not supported: leave accelerate's mixed_precision at no"):
+        tune(str(tiny_model_dir), mixture, tmp_path / "out", quick())
+    assert not (tmp_path / "out" / "train_log.jsonl").exists()
