@@ -245,13 +245,22 @@ def load_model(name_or_path: str, dtype=None, **kwargs):
     return model.eval(), load_tokenizer(str(path))
 
 
+def weights_digest(path: Path) -> str:
+    """The sha256 of a weight file. A hub snapshot's files link to blobs that the hub names by their
+    sha256, so those are not read again."""
+    blob = path.resolve().name
+    if path.is_symlink() and len(blob) == 64 and all(c in "0123456789abcdef" for c in blob):
+        return blob
+    return sha256_file(path)
+
+
 def model_fingerprint(name_or_path: str) -> str:
-    """A stable hash of a model folder: its config files' text and its weight files' names, sizes and mtimes."""
+    """A hash of a model folder's content: its config files' text and its weight files' names and
+    sha256. Never file times: every machine's copy (a per-node cache, a re-download) must give the
+    same fingerprint, or a run could not resume on another machine."""
     path = Path(resolve_model(name_or_path))
     parts = [(f.name, f.read_text()) for f in sorted(path.glob("*config.json")) if f.name != "tokenizer_config.json"]
-    for f in sorted(path.glob("*.safetensors")):
-        stat = f.stat()
-        parts.append((f.name, stat.st_size, stat.st_mtime_ns))
+    parts += [(f.name, weights_digest(f)) for f in sorted(path.glob("*.safetensors"))]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
 
 

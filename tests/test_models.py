@@ -2,6 +2,7 @@ import hashlib
 import importlib.util
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -78,15 +79,31 @@ def test_failed_conversion_leaves_nothing_in_the_cache(tmp_path, monkeypatch):
     assert list((tmp_path / "cache").iterdir()) == []
 
 
-def test_fingerprint_follows_config_and_weights_not_the_path(tiny_model_dir, tmp_path):
-    copy = shutil.copytree(tiny_model_dir, tmp_path / "copy")  # copy2 keeps mtimes
-    assert model_fingerprint(str(copy)) == model_fingerprint(str(tiny_model_dir))
+def test_fingerprint_follows_config_and_weights_not_the_path_or_file_times(tiny_model_dir, tmp_path):
+    copy = shutil.copytree(tiny_model_dir, tmp_path / "copy", copy_function=shutil.copy)  # new mtimes, as on another node
     weights = copy / "model.safetensors"
-    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 1))
-    touched = model_fingerprint(str(copy))
-    assert touched != model_fingerprint(str(tiny_model_dir))
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
+    assert model_fingerprint(str(copy)) == model_fingerprint(str(tiny_model_dir))
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1  # one bit of one weight, same size
+    weights.write_bytes(bytes(data))
+    changed = model_fingerprint(str(copy))
+    assert changed != model_fingerprint(str(tiny_model_dir))
     (copy / "config.json").write_text((copy / "config.json").read_text().replace('"hidden_act"', '"hidden_act" '))
-    assert model_fingerprint(str(copy)) != touched
+    assert model_fingerprint(str(copy)) != changed
+
+
+def test_fingerprint_of_a_hub_snapshot_takes_the_blob_names_as_digests(tiny_model_dir, tmp_path):
+    from symtune.models import sha256_file
+
+    blobs, snapshot = tmp_path / "blobs", tmp_path / "snapshots" / "abc"
+    blobs.mkdir()
+    snapshot.mkdir(parents=True)
+    for f in Path(tiny_model_dir).iterdir():
+        blob = blobs / sha256_file(f)  # the hub cache names a weight file's blob by its sha256
+        shutil.copy(f, blob)
+        (snapshot / f.name).symlink_to(blob)
+    assert model_fingerprint(str(snapshot)) == model_fingerprint(str(tiny_model_dir))
 
 
 @pytest.mark.slow

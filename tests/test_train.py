@@ -2,9 +2,11 @@ import dataclasses
 import errno
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,7 @@ from helpers import toy_task
 from transformers import AutoModelForCausalLM
 
 from symtune.errors import SymtuneError
-from symtune.io import read_jsonl
+from symtune.io import read_jsonl, write_jsonl
 from symtune.mixture import MixtureConfig, build_mixture
 from symtune.models import load_model
 from symtune.train import Recipe, load_recipe, loop, tune
@@ -74,6 +76,114 @@ def test_packed_samples_never_see_each_other(tokenizer, tmp_path, architecture, 
     assert not torch.allclose(per_token_loss(model, leaky), torch.cat(alone), atol=1e-3)
 
 
+class FakeFlashAttention:
+    """Pure-torch stand-ins for flash-attn's kernels, plugged in under transformers' real FA2 dispatch
+    (`_flash_attention_forward`), so that a CPU runs the code path a GPU runs. Each call records which
+    keys every query may see, as (row, query position, key position) triples."""
+
+    def __init__(self):
+        self.seen = []
+
+    @staticmethod
+    def attend(q, k, v, allowed, scale):  # q: (s, h, d), k and v: (s, kv heads, d), allowed: (s, s)
+        k, v = (x.repeat_interleave(q.shape[1] // x.shape[1], dim=1) for x in (k, v))
+        scores = torch.einsum("qhd,khd->hqk", q, k) * (scale or q.shape[-1] ** -0.5)
+        weights = scores.masked_fill(~allowed, float("-inf")).softmax(-1)
+        return torch.einsum("hqk,khd->qhd", weights, v)
+
+    @staticmethod
+    def causal(n, window_size):
+        i, j = torch.arange(n)[:, None], torch.arange(n)[None]
+        left = window_size[0] if window_size and window_size[0] >= 0 else n
+        return (j <= i) & (i - j <= left)
+
+    def flash_attn_func(self, q, k, v, dropout_p=0.0, softmax_scale=None, causal=False, window_size=(-1, -1)):
+        allowed = self.causal(q.shape[1], window_size)
+        for row in range(q.shape[0]):
+            self.seen += [(row, int(a), int(b)) for a, b in allowed.nonzero()]
+        return torch.stack([self.attend(q[r], k[r], v[r], allowed, softmax_scale) for r in range(q.shape[0])])
+
+    def flash_attn_varlen_func(self, q, k, v, cu_seqlens_q, cu_seqlens_k, max_seqlen_q, max_seqlen_k, dropout_p=0.0,
+                               softmax_scale=None, causal=False, window_size=(-1, -1)):
+        out = torch.empty_like(q)
+        for start, end in zip(cu_seqlens_q.tolist(), cu_seqlens_q[1:].tolist()):
+            allowed = self.causal(end - start, window_size)
+            self.seen += [(0, start + int(a), start + int(b)) for a, b in allowed.nonzero()]
+            out[start:end] = self.attend(q[start:end], k[start:end], v[start:end], allowed, softmax_scale)
+        return out
+
+    def install(self, monkeypatch):
+        from transformers import modeling_flash_attention_utils as fa
+
+        monkeypatch.setattr(fa, "_loaded_implementation", "flash_attention_2")
+        monkeypatch.setattr(fa, "_flash_fn", self.flash_attn_func)
+        monkeypatch.setattr(fa, "_flash_varlen_fn", self.flash_attn_varlen_func)
+        monkeypatch.setattr(fa, "_process_flash_kwargs_fn", fa._lazy_define_process_function(self.flash_attn_varlen_func))
+
+
+def sample_of_each_position(batch) -> torch.Tensor:
+    """Which sample each (row, position) of a packed batch belongs to: a new one wherever position_ids restart."""
+    starts = batch["position_ids"] == 0
+    return starts.flatten().cumsum(0).view(starts.shape)
+
+
+def flash_model(path, monkeypatch):
+    """A model whose attention runs through transformers' flash_attention_2 path on FakeFlashAttention."""
+    fake = FakeFlashAttention()
+    fake.install(monkeypatch)
+    model = AutoModelForCausalLM.from_pretrained(path, attn_implementation="sdpa")
+    model.config._attn_implementation = "flash_attention_2"  # from_pretrained would look for the flash-attn package
+    return model, fake
+
+
+@pytest.mark.parametrize("architecture", ["llama", "gemma3"])
+def test_flash_attention_runs_each_packed_sample_alone(tokenizer, tmp_path, monkeypatch, architecture):
+    path = save_tiny_model(tmp_path, tokenizer, architecture)
+    samples = encode(tokenizer, [p for p, _ in PAIRS], [c for _, c in PAIRS])
+    [batch] = make_batches(samples, tokenizer.pad_token_id, varlen=True)
+    reference = AutoModelForCausalLM.from_pretrained(path, attn_implementation="eager")
+    alone = [per_token_loss(reference, make_batch([s], tokenizer.pad_token_id))
+             for s in sorted(samples, key=lambda s: -len(s[0]))]  # packing puts the longest first
+    model, fake = flash_model(path, monkeypatch)
+    losses_flash = per_token_loss(model, batch)
+    sample = sample_of_each_position(batch)
+    assert fake.seen and all(sample[r, q] == sample[r, k] for r, q, k in fake.seen)  # no query sees another prompt
+    torch.testing.assert_close(losses_flash, torch.cat(alone), rtol=0, atol=1e-5)
+    fake.seen.clear()  # what transformers does with several packed rows: plain causal attention over each row
+    rows = make_batch(samples, tokenizer.pad_token_id)
+    per_token_loss(model, rows)
+    sample = sample_of_each_position(rows)
+    assert any(sample[r, q] != sample[r, k] for r, q, k in fake.seen)
+
+
+def test_flash_attention_tunes_like_sdpa(tiny_model_dir, tmp_path, monkeypatch):
+    """End to end through tune(): the packed micro-batches under flash attention give sdpa's losses."""
+    mixture = tmp_path / "mix"  # prompts of very different lengths, so that rows hold several of them
+    write_jsonl(mixture / "train.jsonl", [{"prompt": f"Input: {'word ' * (i * i % 23)}\nOutput:", "completion": f" {i}"}
+                                          for i in range(16)])
+    sdpa = tune(str(tiny_model_dir), mixture, tmp_path / "sdpa", quick(max_steps=3), progress=False)
+    fake = FakeFlashAttention()
+    fake.install(monkeypatch)
+    real_load = loop.load_model
+
+    def load_for_flash(path, dtype=None, attn_implementation=None):
+        model, tok = real_load(path, dtype=dtype, attn_implementation="sdpa")
+        model.config._attn_implementation = attn_implementation
+        return model, tok
+
+    monkeypatch.setattr(loop, "load_model", load_for_flash)
+    flash = tune(str(tiny_model_dir), mixture, tmp_path / "flash", quick(max_steps=3, attn_implementation="flash_attention_2"),
+                 progress=False)
+    assert fake.seen and all(q >= k for _, q, k in fake.seen)
+    assert losses(flash) == pytest.approx(losses(sdpa), abs=1e-5)
+
+
+@pytest.mark.parametrize("attention", ["flex_attention", "paged|sdpa", "kernels-community/flash-attn2"])
+def test_attention_that_could_mix_packed_prompts_is_refused(attention):
+    with pytest.raises(SymtuneError, match="attn_implementation must be one of sdpa, eager, flash_attention_2"):
+        quick(attn_implementation=attention)
+
+
 def test_loss_is_on_completion_tokens_and_matches_plain_transformers(tokenizer, tiny_model_dir):
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
     prompt, completion = PAIRS[2]
@@ -109,6 +219,36 @@ def test_micro_batches_train_like_the_whole_batch(tiny_model_dir, mixture, tmp_p
     micro = tune(str(tiny_model_dir), mixture, tmp_path / "micro", quick(micro_batch_tokens=8), progress=False)
     assert losses(micro) == pytest.approx(losses(whole), abs=1e-5)
     assert len(set(losses(whole))) == 4  # the steps differ, so a wrong gradient scale would show after step 1
+
+
+@pytest.mark.parametrize("lora", [False, True])
+def test_gradient_checkpointing_checkpoints_the_layers_and_trains_alike(tiny_model_dir, mixture, tmp_path, monkeypatch,
+                                                                         lora):
+    import transformers.modeling_utils
+
+    real_checkpoint, calls = transformers.modeling_utils.checkpoint, []
+    monkeypatch.setattr(transformers.modeling_utils, "checkpoint",
+                        lambda *args, **kwargs: calls.append(kwargs) or real_checkpoint(*args, **kwargs))
+    plain = tune(str(tiny_model_dir), mixture, tmp_path / "plain", quick(lora=lora, max_steps=3), progress=False)
+    assert calls == []
+    checkpointed = tune(str(tiny_model_dir), mixture, tmp_path / "ckpt",
+                        quick(lora=lora, max_steps=3, gradient_checkpointing=True), progress=False)
+    assert len(calls) == 2 * 3 and all(kw == {"use_reentrant": False} for kw in calls)  # 2 layers, 3 steps
+    assert losses(checkpointed) == pytest.approx(losses(plain), abs=1e-4)
+    assert len(set(losses(plain))) == 3
+
+
+def test_lora_holds_its_frozen_base_in_bf16_on_a_gpu_and_trains_fp32_adapters(tiny_model_dir):
+    gpu, cpu = torch.device("cuda"), torch.device("cpu")
+    assert loop.weights_dtype(quick(lora=True), gpu, bf16=True) == torch.bfloat16
+    assert loop.weights_dtype(quick(lora=True), gpu, bf16=False) == torch.float32  # fp32 asked for: fp32 weights
+    assert loop.weights_dtype(quick(), gpu, bf16=True) == torch.float32  # trained weights stay fp32
+    assert loop.weights_dtype(quick(lora=True), cpu, bf16=True) == torch.float32
+    model, _ = load_model(str(tiny_model_dir), dtype=torch.bfloat16)
+    model = loop.add_lora(model, quick(lora=True))
+    trained = {p.dtype for p in model.parameters() if p.requires_grad}
+    frozen = {p.dtype for p in model.parameters() if not p.requires_grad}
+    assert (trained, frozen) == ({torch.float32}, {torch.bfloat16})
 
 
 def test_keep_freed_memory_sets_glibc_to_reuse_memory_and_is_a_no_op_without_glibc(monkeypatch):
@@ -339,22 +479,65 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def launch_two_processes(script: Path, timeout: int = 300) -> subprocess.CompletedProcess:
+    """`accelerate launch` of a script in two CPU processes (gloo); on a timeout every process is killed."""
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+               "--main_process_port", str(free_port()), str(script)]
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    try:
+        stdout, stderr = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        stdout, stderr = process.communicate()
+        pytest.fail(f"the processes still ran after {timeout} s (a process waits for one that stopped?): {stderr[-3000:]}")
+    return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
+
+
+def tune_script(tiny_model_dir, mixture, out, recipe: Recipe, before: str = "") -> str:
+    return (f"{before}from symtune.train import load_recipe, tune\n"
+            f"tune({str(tiny_model_dir)!r}, {str(mixture)!r}, {str(out)!r}, "
+            f"load_recipe('cpu-small', {recipe.to_dict()!r}), progress=False)\n")
+
+
 @pytest.mark.slow  # two processes start and import torch: about a minute on 2 busy cores
 def test_two_cpu_processes_match_one_process_on_the_same_global_batch(tiny_model_dir, mixture, tmp_path):
     recipe = quick(max_steps=3, save_every=100)
     tune(str(tiny_model_dir), mixture, tmp_path / "single", recipe, progress=False)
     script = tmp_path / "run.py"
-    script.write_text(f"from symtune.train import load_recipe, tune\n"
-                      f"tune({str(tiny_model_dir)!r}, {str(mixture)!r}, {str(tmp_path / 'ddp')!r}, "
-                      f"load_recipe('cpu-small', {recipe.to_dict()!r}), progress=False)\n")
-    command = [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-               "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-               "--main_process_port", str(free_port()), str(script)]
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    script.write_text(tune_script(tiny_model_dir, mixture, tmp_path / "ddp", recipe))
+    done = launch_two_processes(script)
     assert done.returncode == 0, done.stderr[-3000:]
     assert losses(tmp_path / "ddp") == pytest.approx(losses(tmp_path / "single"), abs=1e-5)
     assert "processes: 2" in (tmp_path / "ddp" / "README.md").read_text()
+
+
+DISK_FULL_ON_PROCESS_0 = """import errno, os, torch
+real_save = torch.save
+def full_disk_on_process_0(obj, f, *args, **kwargs):
+    if os.environ["RANK"] == "0":
+        raise OSError(errno.ENOSPC, "No space left on device")
+    return real_save(obj, f, *args, **kwargs)
+torch.save = full_disk_on_process_0
+"""
+
+
+@pytest.mark.slow  # two processes start and import torch
+def test_a_failed_save_on_one_process_stops_every_process(tiny_model_dir, mixture, tmp_path):
+    script = tmp_path / "run.py"
+    script.write_text(tune_script(tiny_model_dir, mixture, tmp_path / "ddp", quick(max_steps=3), DISK_FULL_ON_PROCESS_0))
+    done = launch_two_processes(script)  # before the fix, process 1 waited at the next barrier for ever
+    assert done.returncode != 0
+    assert "SymtuneError: disk full while saving checkpoint step-000002" in done.stderr
+    assert "SymtuneError: process 0 failed to save checkpoint step-000002: disk full" in done.stderr
+
+
+def test_the_process_group_outlasts_a_long_save():
+    from symtune.train.distributed import make_accelerator
+
+    assert make_accelerator().init_handler.timeout >= timedelta(hours=1)
 
 
 def test_tune_command_maps_its_flags_onto_the_recipe(monkeypatch, tmp_path):
@@ -372,6 +555,89 @@ def test_tune_command_maps_its_flags_onto_the_recipe(monkeypatch, tmp_path):
     [((model, data, out, recipe), kwargs)] = calls
     assert (model, data, out, kwargs) == ("m", "mix", str(tmp_path), {"resume": True})
     assert (recipe.lora, recipe.max_steps, recipe.lr, recipe.batch_size) == (True, 7, 2e-4, 8)
+
+
+# ---- backends' settings, checked before any weights load ----------------------------------------
+
+def backend(kind: str, deepspeed_json: str | None = None):
+    """A stand-in for an Accelerator under FSDP or DeepSpeed (which need GPUs), with accelerate's own
+    DeepSpeedPlugin reading the JSON file as `accelerate launch` would."""
+    import json
+    from types import SimpleNamespace
+
+    from accelerate.utils import DeepSpeedPlugin, DistributedType
+
+    plugin = None
+    if deepspeed_json:
+        plugin = DeepSpeedPlugin(hf_ds_config=json.loads((REPO / "docs" / "accelerate" / deepspeed_json).read_text()))
+    return SimpleNamespace(distributed_type=DistributedType[kind], state=SimpleNamespace(deepspeed_plugin=plugin))
+
+
+def test_adafactor_stops_factoring_on_the_flat_partitions_zero_gives_it():
+    """Why Adafactor is refused under ZeRO: DeepSpeed's ZeRO optimizers replace each parameter group
+    by one flat 1-D fp32 partition (deepspeed/runtime/zero/stage_1_and_2.py: param_group['params'] =
+    [self.single_partition_of_fp32_groups[i]]), and Adafactor factors only 2-D parameters."""
+    from transformers.optimization import Adafactor
+
+    torch.manual_seed(0)
+    matrix = torch.nn.Parameter(torch.randn(8, 4))
+    flat = torch.nn.Parameter(matrix.detach().flatten().clone())
+    for p in (matrix, flat):
+        optimizer = Adafactor([p], lr=1e-2, scale_parameter=False, relative_step=False)
+        p.grad = torch.arange(32.0).view(p.shape) / 32
+        optimizer.step()
+        assert ("exp_avg_sq_row" in optimizer.state[p]) == (p.dim() == 2)
+    assert not torch.allclose(matrix.detach().flatten(), flat.detach())  # another update rule
+
+
+def test_deepspeed_settings_that_would_run_differently_are_refused_at_start():
+    from symtune.train.distributed import check_setup
+
+    with pytest.raises(SymtuneError, match="adafactor cannot run under DeepSpeed ZeRO-2.*use optimizer: adamw"):
+        check_setup(backend("DEEPSPEED", "deepspeed-zero2.json"), load_recipe("paper"))
+    with pytest.raises(SymtuneError, match="micro_batch_tokens must be null under DeepSpeed"):
+        check_setup(backend("DEEPSPEED", "deepspeed-zero2.json"), quick(micro_batch_tokens=512))
+    for clip in (None, 0.5):  # the recipe's max_grad_norm is what DeepSpeed clips with (0: not at all)
+        accelerator = backend("DEEPSPEED", "deepspeed-zero2.json")
+        check_setup(accelerator, quick(max_grad_norm=clip))
+        assert accelerator.state.deepspeed_plugin.deepspeed_config["gradient_clipping"] == (clip or 0.0)
+    accelerator = backend("DEEPSPEED", "deepspeed-zero2.json")
+    accelerator.state.deepspeed_plugin.deepspeed_config["gradient_clipping"] = 1.0
+    with pytest.raises(SymtuneError, match="gradient_clipping 1.0 differs from the recipe's max_grad_norm 0.5"):
+        check_setup(accelerator, quick(max_grad_norm=0.5))
+    check_setup(accelerator, quick(max_grad_norm=1.0))  # the same value is no conflict
+
+
+def test_zero3_needs_gathered_weights_and_no_merged_lora_and_fsdp_no_merged_lora():
+    from symtune.train.distributed import check_setup
+
+    check_setup(backend("DEEPSPEED", "deepspeed-zero3.json"), quick(lora=True))  # the shipped ZeRO-3 config saves
+    accelerator = backend("DEEPSPEED", "deepspeed-zero3.json")
+    del accelerator.state.deepspeed_plugin.deepspeed_config["zero_optimization"]["stage3_gather_16bit_weights_on_model_save"]
+    with pytest.raises(SymtuneError, match="stage3_gather_16bit_weights_on_model_save: true"):
+        check_setup(accelerator, quick())
+    with pytest.raises(SymtuneError, match="merge_lora is not supported with sharded weights"):
+        check_setup(backend("DEEPSPEED", "deepspeed-zero3.json"), quick(lora=True, merge_lora=True))
+    with pytest.raises(SymtuneError, match="merge_lora is not supported with sharded weights"):
+        check_setup(backend("FSDP"), quick(lora=True, merge_lora=True))
+    check_setup(backend("DEEPSPEED", "deepspeed-zero2.json"), quick(lora=True, merge_lora=True))  # ZeRO-2 gathers
+
+
+def test_backend_settings_are_refused_before_the_model_loads(tiny_model_dir, mixture, tmp_path, monkeypatch):
+    real = loop.make_accelerator
+
+    class UnderFSDP:  # a real CPU accelerator that reports FSDP
+        def __init__(self):
+            self.accelerator = real()
+            self.distributed_type = backend("FSDP").distributed_type
+
+        def __getattr__(self, name):
+            return getattr(self.accelerator, name)
+
+    monkeypatch.setattr(loop, "make_accelerator", UnderFSDP)
+    monkeypatch.setattr(loop, "load_model", lambda *args, **kwargs: pytest.fail("the model loaded"))
+    with pytest.raises(SymtuneError, match="merge_lora is not supported with sharded weights"):
+        tune(str(tiny_model_dir), mixture, tmp_path / "run", quick(lora=True, merge_lora=True), progress=False)
 
 
 def test_fp16_mixed_precision_is_refused_before_training(tiny_model_dir, mixture, tmp_path, monkeypatch):

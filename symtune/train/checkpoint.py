@@ -14,6 +14,7 @@ from safetensors import SafetensorError
 
 from symtune.errors import SymtuneError
 from symtune.io import read_json, write_json
+from symtune.train.distributed import first_error
 from symtune.train.recipe import RUN_KEYS
 
 
@@ -34,17 +35,22 @@ def save_checkpoint(accelerator, out: Path, step: int, state: dict, keep: int) -
     if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
     accelerator.wait_for_everyone()
+    error = None
     try:
         accelerator.save_state(tmp)
         if accelerator.is_main_process:
             write_json(tmp / "state.json", {**state, "step": step})
     except SAVE_ERRORS as e:
-        shutil.rmtree(tmp, ignore_errors=True)
         previous = checkpoints(out)
         kept = f"; the previous checkpoint {previous[-1]} is intact" if previous else ""
         full = isinstance(e, OSError) and e.errno == errno.ENOSPC or "No space left" in str(e)
-        raise SymtuneError(f"{'disk full' if full else 'cannot write'} while saving checkpoint {final.name}"
-                           f"{kept}: {getattr(e, 'strerror', None) or e}") from None
+        error = (f"{'disk full' if full else 'cannot write'} while saving checkpoint {final.name}"
+                 f"{kept}: {getattr(e, 'strerror', None) or e}")
+    problem = first_error(accelerator, error, f"to save checkpoint {final.name}")  # all stop, or none
+    if problem:
+        if accelerator.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise SymtuneError(problem)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         shutil.rmtree(final, ignore_errors=True)

@@ -136,14 +136,16 @@ def pack(samples: list[tuple[list[int], int]], width: int) -> list[list[tuple[li
     return rows
 
 
-def make_batches(samples: list[tuple[list[int], int]], pad_id: int, max_tokens: int | None = None) -> list[dict]:
+def make_batches(samples: list[tuple[list[int], int]], pad_id: int, max_tokens: int | None = None,
+                 varlen: bool = False) -> list[dict]:
     """The samples packed into rows (see rows_batch) and dealt round-robin into the fewest
-    micro-batches of at most `max_tokens` padded tokens each (a single row may be wider)."""
+    micro-batches of at most `max_tokens` padded tokens each (a single row may be wider).
+    varlen: each micro-batch flattened into one row with its sequence boundaries (varlen_batch)."""
     rows = pack(samples, max(len(ids) for ids, _ in samples))
     width = max(sum(len(ids) for ids, _ in row) for row in rows)
     rows_per_part = max(1, max_tokens // width) if max_tokens else len(rows)
     parts = math.ceil(len(rows) / rows_per_part)
-    return [rows_batch(rows[i::parts], pad_id) for i in range(parts)]
+    return [(varlen_batch if varlen else rows_batch)(rows[i::parts], pad_id) for i in range(parts)]
 
 
 def make_batch(samples: list[tuple[list[int], int]], pad_id: int) -> dict:
@@ -173,6 +175,19 @@ def rows_batch(rows: list[list[tuple[list[int], int]]], pad_id: int) -> dict:
         position_ids[r, start:] = torch.arange(width - start)  # the padding is a sequence of its own
     return {"input_ids": input_ids, "position_ids": position_ids, "select": select,
             "targets": torch.tensor(targets, dtype=torch.long)}
+
+
+def varlen_batch(rows: list[list[tuple[list[int], int]]], pad_id: int) -> dict:
+    """The rows' samples end to end in a single row without padding, plus `cu_seq_lens` (where each
+    sample starts, then the total) and `max_length`, the longest sample. Flash attention keeps
+    samples apart only this way: transformers runs it per sequence (varlen) when given these
+    boundaries; with several rows and no boundaries it attends causally across the whole row."""
+    samples = [sample for row in rows for sample in row]
+    lengths = torch.tensor([len(ids) for ids, _ in samples])
+    batch = rows_batch([samples], pad_id)
+    batch["cu_seq_lens"] = torch.cat([torch.zeros(1, dtype=torch.int32), lengths.cumsum(0).to(torch.int32)])
+    batch["max_length"] = int(lengths.max())
+    return batch
 
 
 def supervised_tokens(samples) -> int:

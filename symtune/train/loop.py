@@ -22,14 +22,22 @@ from symtune.mixture import TRAINING_RECORD
 from symtune.models import bf16_native, load_model, load_tokenizer, model_fingerprint, resolve_model
 from symtune.train.checkpoint import SAVE_ERRORS, checkpoints, load_checkpoint, save_checkpoint
 from symtune.train.data import TrainingData, make_batches, supervised_tokens
+from symtune.train.distributed import check_setup, first_error, make_accelerator
 from symtune.train.output import model_card, plot_loss
-from symtune.train.recipe import Recipe, load_recipe
+from symtune.train.recipe import VARLEN_ATTENTION, Recipe, load_recipe
 
 LOG = "train_log.jsonl"
 
 
 def use_bf16(setting, device: torch.device) -> bool:
     return bf16_native(device) if setting == "auto" else setting
+
+
+def weights_dtype(recipe: Recipe, device: torch.device, bf16: bool) -> torch.dtype:
+    """bf16 for LoRA's frozen base on a GPU under bf16 autocast, which casts the weights to bf16 for every
+    matmul anyway: half the weight memory. Trained weights stay fp32 (peft keeps the adapters fp32), since
+    bf16 weights would drop updates smaller than their precision."""
+    return torch.bfloat16 if recipe.lora and bf16 and device.type == "cuda" else torch.float32
 
 
 def context_length(model_path: str) -> int | None:
@@ -107,11 +115,16 @@ def supervised_logits(accelerator, model, batch, bf16: bool) -> torch.Tensor:
     """Logits at the supervised positions only: the LM head sees hidden[select], never the rest."""
     head = accelerator.unwrap_model(model).get_output_embeddings()
     select = batch["select"].to(accelerator.device)
+    varlen = {}
+    if "cu_seq_lens" in batch:  # flash attention: one row of samples, run per sample between these bounds
+        cu = batch["cu_seq_lens"].to(accelerator.device)
+        varlen = dict(cu_seq_lens_q=cu, cu_seq_lens_k=cu, max_length_q=batch["max_length"],
+                      max_length_k=batch["max_length"])
     hook = head.register_forward_pre_hook(lambda module, args: (args[0][select],))
     try:
         with torch.autocast(accelerator.device.type, dtype=torch.bfloat16, enabled=bf16):
             return model(input_ids=batch["input_ids"].to(accelerator.device),
-                         position_ids=batch["position_ids"].to(accelerator.device), use_cache=False).logits
+                         position_ids=batch["position_ids"].to(accelerator.device), use_cache=False, **varlen).logits
     finally:
         hook.remove()
 
@@ -170,24 +183,27 @@ def save_model(accelerator, model, tokenizer, out: Path, recipe: Recipe, card: s
     accelerator.wait_for_everyone()
     merge = recipe.lora and recipe.merge_lora
     state = None if merge else accelerator.get_state_dict(model)  # gathers FSDP / DeepSpeed shards
-    if not accelerator.is_main_process:
-        return
-    tmp = out / ".final.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        model = accelerator.unwrap_model(model)
-        if merge:
-            model = model.merge_and_unload()
-        model.save_pretrained(tmp, state_dict=state)
-        tokenizer.save_pretrained(tmp)
-        (tmp / "README.md").write_text(card, encoding="utf-8")
-        write_json(tmp / TRAINING_RECORD, record)
-        for f in sorted(tmp.iterdir(), key=lambda f: f.name in MODEL_MARKERS):
-            os.replace(f, out / f.name)  # the files that make a folder count as a model go last
-    except SAVE_ERRORS as e:
-        raise SymtuneError(f"cannot save the tuned model to {out}: {getattr(e, 'strerror', None) or e}") from None
-    finally:
+    error = None
+    if accelerator.is_main_process:
+        tmp = out / ".final.tmp"
         shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            model = accelerator.unwrap_model(model)
+            if merge:
+                model = model.merge_and_unload()
+            model.save_pretrained(tmp, state_dict=state)
+            tokenizer.save_pretrained(tmp)
+            (tmp / "README.md").write_text(card, encoding="utf-8")
+            write_json(tmp / TRAINING_RECORD, record)
+            for f in sorted(tmp.iterdir(), key=lambda f: f.name in MODEL_MARKERS):
+                os.replace(f, out / f.name)  # the files that make a folder count as a model go last
+        except SAVE_ERRORS as e:
+            error = f"cannot save the tuned model to {out}: {getattr(e, 'strerror', None) or e}"
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    problem = first_error(accelerator, error, "to save the tuned model")  # the others would wait for process 0
+    if problem:
+        raise SymtuneError(problem)
 
 
 def log_row(step: int, stage: int, loss: float, lr: float, samples, seconds: float) -> dict:
@@ -211,8 +227,7 @@ def run_summary(model: str, recipe: Recipe, log: list[dict], training: TrainingD
 def tune(model: str, data=None, out="run", recipe: Recipe | str = "cpu-small", resume: bool = False,
          progress: bool = True) -> Path:
     """Tune `model` on the mixture folder `data` (or the recipe's stages); return the output folder."""
-    from accelerate import Accelerator
-    from accelerate.utils import DistributedType, set_seed
+    from accelerate.utils import set_seed
     from tqdm import tqdm
     from transformers import get_scheduler
 
@@ -224,12 +239,11 @@ def tune(model: str, data=None, out="run", recipe: Recipe | str = "cpu-small", r
     if os.environ.get("ACCELERATE_MIXED_PRECISION", "no").lower() == "fp16":
         raise SymtuneError("fp16 mixed precision is not supported: leave accelerate's mixed_precision at no; "
                            "the recipe key bf16 turns on bf16 autocast where the GPU has bf16, else training runs in fp32")
-    accelerator = Accelerator(cpu=not torch.accelerator.is_available())  # cpu=True: gloo when launched on CPUs
+    accelerator = make_accelerator()
     world, rank = accelerator.num_processes, accelerator.process_index
     if recipe.batch_size < world:
         raise SymtuneError(f"batch_size {recipe.batch_size} is smaller than the {world} processes")
-    if recipe.micro_batch_tokens and accelerator.distributed_type == DistributedType.DEEPSPEED:
-        raise SymtuneError("micro_batch_tokens must be null under DeepSpeed, whose backward also steps the optimizer")
+    check_setup(accelerator, recipe)
     if accelerator.device.type == "cpu":
         keep_freed_memory()
         if "OMP_NUM_THREADS" not in os.environ:  # the user's count wins
@@ -241,7 +255,10 @@ def tune(model: str, data=None, out="run", recipe: Recipe | str = "cpu-small", r
         model_path = resolve_model(model)
     tokenizer = load_tokenizer(model_path)
     training = TrainingData(recipe, data, tokenizer, context_length(model_path) or recipe.max_seq_len)  # before the
-    net, _ = load_model(model_path, dtype=torch.float32, attn_implementation=recipe.attn_implementation)  # weights
+    net, _ = load_model(model_path, dtype=weights_dtype(recipe, accelerator.device, bf16),  # weights
+                        attn_implementation=recipe.attn_implementation)
+    if recipe.gradient_checkpointing:  # non-reentrant: correct with a frozen base (LoRA) and with keyword inputs
+        net.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if recipe.lora:
         net = add_lora(net, recipe)
     if recipe.compile:
@@ -263,7 +280,8 @@ def tune(model: str, data=None, out="run", recipe: Recipe | str = "cpu-small", r
     for step in range(start, recipe.max_steps):
         started = time.perf_counter()
         samples = training.global_batch(step)
-        batches = make_batches(samples[rank::world], tokenizer.pad_token_id, recipe.micro_batch_tokens)
+        batches = make_batches(samples[rank::world], tokenizer.pad_token_id, recipe.micro_batch_tokens,
+                               varlen=recipe.attn_implementation in VARLEN_ATTENTION)
         lr = optimizer.param_groups[0]["lr"]
         loss = train_step(accelerator, net, optimizer, scheduler, batches, supervised_tokens(samples), bf16,
                           recipe.max_grad_norm)

@@ -15,6 +15,11 @@ from symtune.errors import SymtuneError
 SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine", "cosine_with_min_lr", "inverse_sqrt",
               "warmup_stable_decay")
 STAGE_KEYS = ("data", "steps", "ratio")
+# attention that keeps packed samples apart: eager and sdpa through the block-diagonal mask transformers
+# builds from the restarting position_ids; flash attention through per-sample (varlen) boundaries,
+# which symtune passes. Any other implementation could attend across samples, so it is refused.
+VARLEN_ATTENTION = ("flash_attention_2", "flash_attention_3")
+ATTENTION = ("sdpa", "eager", *VARLEN_ATTENTION)
 
 
 @dataclass
@@ -38,10 +43,12 @@ class Recipe:
     #                                                  for Llama and Gemma); "all-linear"; or a list of names
     merge_lora: bool = False  # save a merged full model instead of the adapter
     bf16: bool | str = "auto"  # bf16 autocast: true, false, or auto (on where the CPU or GPU supports bf16)
-    attn_implementation: str = "sdpa"  # sdpa, eager, or flash_attention_2 (GPU: packed rows run as varlen)
+    attn_implementation: str = "sdpa"  # sdpa, eager, or flash_attention_2 / _3 (GPU: each micro-batch runs as one
+    #                                    row of variable-length sequences)
     micro_batch_tokens: int | None = None  # padded tokens per forward/backward within a step, gradients
     #                                        accumulating: less activation memory (None: the whole batch)
     compile: bool = False  # torch.compile each decoder layer: fused element-wise work, a minute or two to compile
+    gradient_checkpointing: bool = False  # keep each decoder layer's input only, recompute the rest in the backward
     symbol_fraction: float | None = None  # resample each mixture to this share of kind=="symbol" rows (the rest:
     #                                       natural and random-label rows)
     stages: list = field(default_factory=list)  # [{data: DIR or [DIR, ...], ratio: [w, ...], steps: N}, ...]
@@ -54,7 +61,7 @@ class Recipe:
 
 
 # keys that may change between a run and its resumption
-RUN_KEYS = ("save_every", "keep_checkpoints", "compile", "micro_batch_tokens")
+RUN_KEYS = ("save_every", "keep_checkpoints", "compile", "micro_batch_tokens", "gradient_checkpointing")
 
 
 def recipe_path(name_or_path: str) -> Path:
@@ -135,6 +142,9 @@ def checked(recipe: Recipe) -> Recipe:
         raise SymtuneError(f"recipe key optimizer must be adamw or adafactor, got {recipe.optimizer!r}")
     if recipe.scheduler not in SCHEDULERS:
         raise SymtuneError(f"recipe key scheduler must be one of {', '.join(SCHEDULERS)}, got {recipe.scheduler!r}")
+    if recipe.attn_implementation not in ATTENTION:
+        raise SymtuneError(f"recipe key attn_implementation must be one of {', '.join(ATTENTION)} (the ones that keep "
+                           f"packed prompts apart), got {recipe.attn_implementation!r}")
     if recipe.bf16 not in (True, False, "auto"):
         raise SymtuneError(f"recipe key bf16 must be true, false or auto, got {recipe.bf16!r}")
     if recipe.symbol_fraction is not None and not 0.0 <= recipe.symbol_fraction <= 1.0:
