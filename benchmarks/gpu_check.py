@@ -70,7 +70,7 @@ TINY = SimpleNamespace(requests=6, prompt_tokens=24, row_tokens=(64, 128, 256), 
                        eval_n=2, mfu_steps=3, mfu_batch=2, mfu_max_tokens=192, peak_sizes=(256,))
 TINY_LAYERS = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
                    num_key_value_heads=2, head_dim=16)
-# Llama-3.2-1B's shape with SmolLM2's 49k vocabulary: about 1.1B parameters.
+# Llama-3.2-1B's layer shapes with SmolLM2's vocabulary (the tuning rows record the parameter count).
 BIG_LAYERS = dict(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
                   num_key_value_heads=8, head_dim=64)
 WORDS = ("river", "stone", "apple", "quiet", "orbit", "lamp", "seven", "green", "cloud", "paper", "wolf",
@@ -96,6 +96,7 @@ def random_model(folder: Path, tokenizer, arch: str, layers: dict, device, **ext
         model = AutoModelForCausalLM.from_config(config)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
+    (folder / "parameters.txt").write_text(str(sum(p.numel() for p in model.parameters())))
     return str(folder)
 
 
@@ -200,8 +201,10 @@ def token_losses(model, batch, device) -> torch.Tensor:
 def packing_check(setup) -> list[dict]:
     from transformers import AutoModelForCausalLM
 
-    requests = scoring_requests(setup.tokenizer, 6, setup.sizes.prompt_tokens // 4)
-    samples = encode(setup.tokenizer, [r.context for r in requests], [LABELS[i % 4] for i in range(len(requests))])
+    # Two long prompts and eight short ones: the short ones share rows.
+    prompts = [r.context for r in scoring_requests(setup.tokenizer, 2, setup.sizes.prompt_tokens // 2)]
+    prompts += [f"Input: {word}\nOutput:" for word in WORDS[:8]]
+    samples = encode(setup.tokenizer, prompts, [LABELS[i % len(LABELS)] for i in range(len(prompts))])
     order = [s for packed_row in pack(samples, max(len(ids) for ids, _ in samples)) for s in packed_row]
     rows = []
     for attention in ("sdpa", "flash_attention_2"):
@@ -274,7 +277,8 @@ def tuning_check(setup) -> list[dict]:
             passed = all(math.isfinite(r["loss"]) for r in log) and speed > 0
             rows.append(row(check, passed, f"{speed:.0f} tokens/s" + (f", peak {peak:.1f} GiB" if peak else
                                                                       ", peak memory measured on CUDA only"),
-                            tokens_per_s=speed, peak_gib=peak, row_tokens=tokens, losses=[r["loss"] for r in log]))
+                            tokens_per_s=speed, peak_gib=peak, row_tokens=tokens, losses=[r["loss"] for r in log],
+                            model_parameters=int((Path(setup.models["big"]) / "parameters.txt").read_text())))
             free_memory()
     return rows
 
