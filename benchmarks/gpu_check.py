@@ -410,7 +410,7 @@ def mfu_check(setup) -> list[dict]:
         mfu = speed * flops / peak
         out.append(row(f"MFU {tool}", all(math.isfinite(r["loss"]) for r in log) and speed > 0,
                        f"{speed:.0f} tokens/s, MFU {mfu:.1%} of the measured {str(dtype)[6:]} matmul peak "
-                       f"{peak / 1e12:.1f} TFLOP/s, final loss {log[-1]['loss']:.3f}", tokens_per_s=speed, mfu=mfu,
+                       f"{peak / 1e9:.0f} GFLOP/s, final loss {log[-1]['loss']:.3f}", tokens_per_s=speed, mfu=mfu,
                        matmul_peak_flops=peak, flops_per_token=flops, flops_accounting=accounting,
                        losses=[r["loss"] for r in log]))
     if "trl" in runs:
