@@ -40,10 +40,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import torch
 from common import DATA, run_info, save, table, timed, use_threads
-from datasets import Dataset
 from peft import LoraConfig
 from transformers import AutoModelForCausalLM, TrainerCallback
-from trl import SFTConfig, SFTTrainer
 
 from symtune.errors import SymtuneError
 from symtune.io import read_jsonl, write_jsonl
@@ -58,13 +56,15 @@ RUNS = ("symtune", "symtune+compile", "trl-default", "trl-no-checkpointing")
 STYLES = dict(zip(RUNS, ("-", ":", "-", "--")))  # each tool's two runs compute the same losses
 
 
-def build_rows(tokenizer, n: int, max_tokens: int, workdir: Path) -> list[dict]:
-    """n mixture rows (each prompt seen once per run). TRL appends EOS to every completion that
-    lacks one; the rows carry it already, so both tools supervise the same tokens."""
-    missing = [name for name in TASKS if not (DATA / name).is_dir()]
-    if missing:
-        raise SymtuneError(f"benchmark data not found: {', '.join(str(DATA / m) for m in missing)}")
-    tasks = load_task_list([str(DATA / name) for name in TASKS])
+def build_rows(tokenizer, n: int, max_tokens: int, workdir: Path, tasks=None) -> list[dict]:
+    """n mixture rows (each prompt seen once per run) of `tasks` (default: TASKS from ../shared/data).
+    TRL appends EOS to every completion that lacks one; the rows carry it already, so both tools
+    supervise the same tokens."""
+    if tasks is None:
+        missing = [name for name in TASKS if not (DATA / name).is_dir()]
+        if missing:
+            raise SymtuneError(f"benchmark data not found: {', '.join(str(DATA / m) for m in missing)}")
+        tasks = load_task_list([str(DATA / name) for name in TASKS])
     build_mixture(tasks, workdir / "built", MixtureConfig(n=n, seed=0, max_tokens=max_tokens), tokenizer=tokenizer)
     rows = read_jsonl(workdir / "built" / "train.jsonl")
     rows = [row | {"completion": row["completion"] + tokenizer.eos_token} for row in rows]
@@ -110,10 +110,13 @@ class StepTimer(TrainerCallback):
 
 
 def run_trl(model_path: str, tokenizer, rows: list[dict], workdir: Path, args, lora: bool, checkpointing: bool) -> list[dict]:
+    from datasets import Dataset  # the benchmark extras, imported where they run (gpu_check runs without TRL)
+    from trl import SFTConfig, SFTTrainer
+
     config = SFTConfig(
         output_dir=str(workdir / "trl"), max_steps=args.steps, per_device_train_batch_size=args.batch_size,
         gradient_accumulation_steps=1, learning_rate=args.lr, bf16=args.bf16, gradient_checkpointing=checkpointing,
-        train_sampling_strategy="sequential", use_cpu=True, seed=0, logging_steps=1,
+        train_sampling_strategy="sequential", use_cpu=not torch.cuda.is_available(), seed=0, logging_steps=1,
         include_num_input_tokens_seen="non_padding", save_strategy="no", disable_tqdm=True,
     )
     timer = StepTimer()
@@ -163,14 +166,17 @@ def tokens_per_s(log: list[dict]) -> float:
     return sum(r["tokens"] for r in measured) / sum(r["seconds"] for r in measured)
 
 
-def matmul_peak(dtype: torch.dtype, sizes: tuple[int, ...], repeats: int) -> float:
-    """Best FLOP/s of square matmuls on this CPU at the current thread count."""
+def matmul_peak(dtype: torch.dtype, sizes: tuple[int, ...], repeats: int, device: str = "cpu") -> float:
+    """Best FLOP/s of square matmuls on `device` (a CPU: at the current thread count)."""
+    # A GPU runs a matmul asynchronously: the clock stops once it has finished.
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else lambda: None
     best = 0.0
     for n in sizes:
-        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+        a, b = (torch.randn(n, n, dtype=dtype, device=device) for _ in range(2))
         torch.matmul(a, b)
+        sync()
         for _ in range(repeats):
-            _, seconds = timed(torch.matmul, a, b)
+            _, seconds = timed(lambda: (torch.matmul(a, b), sync()))
             best = max(best, 2 * n**3 / seconds)
     return best
 

@@ -75,18 +75,19 @@ def table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
     return "\n".join(lines)
 
 
-def save(result: dict, figure, summary: str) -> None:
-    """benchmarks/results/NAME.json, NAME.png and NAME.md (the summary table with its context), each
-    written atomically; NAME is the benchmark's, with -quick for a quick run."""
+def save(result: dict, figure, summary: str, folder: Path = RESULTS) -> None:
+    """folder/NAME.json, NAME.png (unless figure is None) and NAME.md (the summary table with its
+    context), each written atomically; NAME is the benchmark's, with -quick for a quick run."""
     name = result["benchmark"] + ("-quick" if result["quick"] else "")
     result["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     result["wall_seconds"] = round(time.time() - result["started_unix"])
-    write_json(RESULTS / f"{name}.json", result)
-    with atomic_write(RESULTS / f"{name}.png", "wb") as f:
-        figure.savefig(f, format="png", dpi=120, bbox_inches="tight")
-    with atomic_write(RESULTS / f"{name}.md") as f:
+    write_json(folder / f"{name}.json", result)
+    if figure is not None:
+        with atomic_write(folder / f"{name}.png", "wb") as f:
+            figure.savefig(f, format="png", dpi=120, bbox_inches="tight")
+    with atomic_write(folder / f"{name}.md") as f:
         f.write(f"`{result['command']}`, {result['started']}, {result['threads']} threads on {result['cores']} cores "
                 f"({result['cpu']}), load average at start {result['load_average_at_start'][0]}, "
-                f"at end {result['load_average_at_end'][0]}; {result['wall_seconds']} s in all.\n\n"
-                f"{summary}\n\n![{name}]({name}.png)\n")
-    print(f"wrote {RESULTS / name}.json, .png and .md")
+                f"at end {result['load_average_at_end'][0]}; {result['wall_seconds']} s in all.\n\n{summary}\n"
+                + ("" if figure is None else f"\n![{name}]({name}.png)\n"))
+    print(f"wrote {folder / name}.json{'' if figure is None else ', .png'} and .md")

@@ -93,6 +93,7 @@ class EvalConfig:
     token_budget: int | None = None  # prompt tokens a batch holds in its cache (None: by device and job)
     max_prompt_tokens: int | None = None  # drop exemplars to fit (estimated tokens, model-independent)
     dtype: str = "auto"  # float32, bfloat16, or auto: bfloat16 where the CPU or GPU computes it natively
+    attn_implementation: str | None = None  # transformers' attention kernel (None: its default, sdpa)
     allow_seen: bool = False
 
 
@@ -442,7 +443,7 @@ def versions() -> dict:
 def evaluate(model_specs: list[str], tasks: list[Task], cfg: EvalConfig, *, cache_dir, task_specs=(),
              progress: bool = False) -> dict:
     """Run a suite on every model; the results dict that report.write_results saves."""
-    from symtune.models import load_model, model_fingerprint, torch_dtype
+    from symtune.models import load_model, scoring_fingerprint, torch_dtype
     from symtune.scoring import process_state
 
     conditions, items = build_items(tasks, cfg)
@@ -455,9 +456,9 @@ def evaluate(model_specs: list[str], tasks: list[Task], cfg: EvalConfig, *, cach
     dtype = torch_dtype(cfg.dtype, state.device)
     dtype_name = str(dtype).removeprefix("torch.")
     for spec in model_specs:
-        model, tokenizer = load_model(spec, dtype=dtype)
+        model, tokenizer = load_model(spec, dtype=dtype, attn_implementation=cfg.attn_implementation)
         model.to(state.device).eval()
-        fingerprint = model_fingerprint(spec) + ("" if dtype_name == "float32" else f"-{dtype_name}")  # cache key
+        fingerprint = scoring_fingerprint(spec, dtype)  # cache key
         cache = RequestCache(cache_dir, fingerprint, state.process_index)
         start = time.perf_counter()
         records = score_items(model, tokenizer, items, cfg, cache, progress)
@@ -514,10 +515,12 @@ def add_eval_parser(subparsers) -> None:
     p.add_argument("--max-new-tokens", type=int, default=48, help="cap on generated tokens (it stops at the line break)")
     p.add_argument("--token-budget", type=int, default=None,
                    help="prompt tokens a batch may hold in its cache, one copy per scored label (memory bound; "
-                        "default: 2048 for ranking on a CPU, else 16384)")
+                        "default for ranking: 2048 on a CPU, sized from free memory on a GPU; for generation: 16384)")
     p.add_argument("--max-prompt-tokens", type=int, default=None, help="drop exemplars so a prompt fits (estimated tokens)")
     p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"),
                    help="model weights' dtype (auto: bfloat16 where the CPU or GPU computes it natively)")
+    p.add_argument("--attn-implementation", default=None,
+                   help="transformers' attention kernel: sdpa (its default), eager, flash_attention_2 (pip install flash-attn), ...")
     p.add_argument("--cache", default=None, help="request cache folder (default OUT/cache)")
     p.add_argument("--allow-seen", action="store_true", help="evaluate on tasks the model was tuned on")
     p.add_argument("--export-lmeval", default=None, metavar="DIR", help="also write the suite as lm-evaluation-harness tasks")
@@ -540,7 +543,7 @@ def run_eval(args) -> None:
         suite=args.suite, n=args.n, k=args.k, seeds=tuple(range(args.seeds)), fmt=args.format,
         calibrate=not args.no_calibration, generate=args.generate, max_new_tokens=args.max_new_tokens,
         token_budget=args.token_budget, max_prompt_tokens=args.max_prompt_tokens, dtype=args.dtype,
-        allow_seen=args.allow_seen,
+        attn_implementation=args.attn_implementation, allow_seen=args.allow_seen,
     )
     tasks = load_task_list(specs, seed=0)
     if args.export_lmeval:

@@ -204,7 +204,8 @@ def bf16_native(device) -> bool:
     import torch
 
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+        # Without emulation: torch reports bf16 on pre-Ampere GPUs (V100, T4) too, where it is emulated and slow.
+        return torch.cuda.is_bf16_supported(including_emulation=False)
     return device.type == "cpu" and getattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)()
 
 
@@ -214,6 +215,9 @@ def torch_dtype(name: str, device):
 
     if name == "auto":
         return torch.bfloat16 if bf16_native(device) else torch.float32
+    if name in ("float16", "fp16", "half"):
+        raise SymtuneError(f"dtype {name} is not supported: float16 overflows without loss scaling, which symtune "
+                           "does not do; use bfloat16 (a GPU since Ampere) or float32")
     if name not in ("float32", "bfloat16"):
         raise SymtuneError(f"unknown dtype {name!r}; choose float32, bfloat16 or auto")
     return getattr(torch, name)
@@ -236,7 +240,7 @@ def load_model(name_or_path: str, dtype=None, **kwargs):
             model = PeftModel.from_pretrained(model, path).merge_and_unload()
         else:
             model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype, **kwargs)
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, ImportError) as e:  # ImportError: an attention implementation not installed
         raise SymtuneError(f"cannot load a causal LM from {path}: {e}") from None
     return model.eval(), load_tokenizer(str(path))
 
@@ -258,3 +262,10 @@ def model_fingerprint(name_or_path: str) -> str:
     parts = [(f.name, f.read_text()) for f in sorted(path.glob("*config.json")) if f.name != "tokenizer_config.json"]
     parts += [(f.name, weights_digest(f)) for f in sorted(path.glob("*.safetensors"))]
     return hashlib.sha256(json.dumps(parts).encode()).hexdigest()[:16]
+
+
+def scoring_fingerprint(name_or_path: str, dtype) -> str:
+    """The request cache's key for a model scored in `dtype` (a torch dtype): fp32 scores keep the
+    plain fingerprint, others carry the dtype, so scores in two dtypes never mix."""
+    name = str(dtype).removeprefix("torch.")
+    return model_fingerprint(name_or_path) + ("" if name == "float32" else f"-{name}")

@@ -27,7 +27,6 @@ example is computed in the same batch as in a single-process run.
 """
 
 import contextlib
-import functools
 import os
 import re
 from collections.abc import Callable, Sequence
@@ -36,7 +35,7 @@ from typing import NamedTuple
 
 import torch
 from tqdm.auto import tqdm
-from transformers import DynamicCache
+from transformers import DynamicCache, StoppingCriteria, StoppingCriteriaList, StopStringCriteria
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from symtune.errors import SymtuneError
@@ -233,23 +232,48 @@ def tree_attention(model) -> bool:
     return known and model.config._attn_implementation in ("sdpa", "eager")
 
 
+@contextlib.contextmanager
+def head_on(model, rows: torch.Tensor, slots: torch.Tensor):
+    """Within it, a call with logits_to_keep=0 runs the LM head on hidden[rows, slots] alone: its
+    logits are [1, len(rows), vocabulary], one per scored position. Keeping the union of the
+    positions that some row scores instead costs rows x positions x vocabulary (gigabytes for a
+    262k vocabulary). The head's own forward still runs, so what the model does after it (Gemma's
+    final logit soft-capping) applies; the gathered input is contiguous, so a frozen head does
+    not copy its weights either."""
+    handle = model.get_output_embeddings().register_forward_pre_hook(lambda _, args: (args[0][rows, slots][None], *args[1:]))
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
 def run_prefixes(model, prefixes: list[list[int]], pad_value: int, right: bool):
     """(cache, padding mask, each row's last logits) of a batch of prefixes. Right padding keeps
     every real token's causal context free of padding, so no mask is needed and the attention
     kernel skips the upper triangle; the pads then sit in the middle of the rows extended later."""
     ids, mask = (t.to(model.device) for t in pad(prefixes, pad_value, left=not right))
-    if not right:
-        # An index, not logits_to_keep=1: the slice hidden[:, -1:] is strided, and with frozen weights
-        # (a merged LoRA model) torch's matmul then copies the whole LM head on every call.
-        last_position = torch.tensor([ids.shape[1] - 1], device=ids.device)
-        out = model(input_ids=ids, attention_mask=mask, position_ids=positions_after(mask[:, :0], mask),
-                    use_cache=True, logits_to_keep=last_position)
-        return getattr(out, CACHE), mask, out.logits[:, -1]
-    ends = mask.sum(-1) - 1
-    keep = torch.unique(ends)  # sorted: logits only where some row ends
-    # A cache without a config keeps every slot of sliding layers too: the tree's mask picks the window.
-    out = model(input_ids=ids, use_cache=True, logits_to_keep=keep, **{CACHE: DynamicCache()})
-    return getattr(out, CACHE), mask, out.logits[torch.arange(len(ids), device=ids.device), torch.searchsorted(keep, ends)]
+    rows = torch.arange(len(ids), device=ids.device)
+    with head_on(model, rows, mask.sum(-1) - 1 if right else torch.full_like(rows, ids.shape[1] - 1)):
+        if right:
+            # A cache without a config keeps every slot of sliding layers too: the tree's mask picks the window.
+            out = model(input_ids=ids, use_cache=True, logits_to_keep=0, **{CACHE: DynamicCache()})
+        else:
+            out = model(input_ids=ids, attention_mask=mask, position_ids=positions_after(mask[:, :0], mask),
+                        use_cache=True, logits_to_keep=0)
+    return getattr(out, CACHE), mask, out.logits[0]
+
+
+def summed_scores(predicting: torch.Tensor, sources: list[int], targets: list[int], owner: list[int]):
+    """(summed log-prob, greedy) per continuation: scored token j is targets[j], predicted by
+    predicting[sources[j]], and belongs to continuation owner[j]."""
+    device = predicting.device
+    token_lp, is_argmax = target_logprobs(predicting, torch.tensor(targets, device=device),
+                                          torch.tensor(sources, device=device))
+    owner = torch.tensor(owner, device=device)
+    n = int(owner[-1]) + 1
+    sums = torch.zeros(n, device=device).index_add_(0, owner, token_lp)
+    misses = torch.zeros(n, device=device).index_add_(0, owner, (~is_argmax).float())
+    return sums.tolist(), (misses == 0).tolist()
 
 
 class Tree(NamedTuple):
@@ -312,28 +336,24 @@ def score_tree(model, encoded: list[Encoded], cache, mask, last, pad_value: int)
     call after its cached prefix, laid out as a tree (tree_layout), so no cache is copied."""
     device = model.device
     trees = [tree_layout(e) for e in encoded]
-    # Only the tree slots that predict a scored token go through the LM head (not the tails).
-    keep = sorted({i for t in trees for i in t.sources if i >= 0})
-    column = {i: c for c, i in enumerate(keep)}
-    # The logits that predict: row r's last prefix logits at r, then kept slot i of row r at R + r * len(keep) + column[i].
-    sources = [len(trees) + r * len(keep) + column[i] if i >= 0 else r for r, t in enumerate(trees) for i in t.sources]
+    # Only the (row, slot) pairs that predict a scored token go through the LM head (not the tails):
+    # pair k's logits come after the prefixes' last ones, at len(trees) + k.
+    pairs = [(r, i) for r, t in enumerate(trees) for i in sorted({i for i in t.sources if i >= 0})]
+    index = {pair: len(trees) + k for k, pair in enumerate(pairs)}
+    sources = [index[r, i] if i >= 0 else r for r, t in enumerate(trees) for i in t.sources]
     predicting = last
-    if keep:
+    if pairs:
         ids, _ = pad([t.ids for t in trees], pad_value)
         positions = pad([t.positions for t in trees], 0)[0] + mask.sum(-1, keepdim=True).cpu()
         masks = tree_masks(model, trees, mask, positions)
         masks = {k: m.to(device) for k, m in masks.items()} if isinstance(masks, dict) else masks.to(device)
-        logits = model(input_ids=ids.to(device), position_ids=positions.to(device), attention_mask=masks,
-                       use_cache=True, logits_to_keep=torch.tensor(keep, device=device), **{CACHE: cache}).logits
-        predicting = torch.cat([last, logits.flatten(0, 1)])
-    targets = torch.tensor([i for t in trees for i in t.targets], device=device)
-    token_lp, is_argmax = target_logprobs(predicting, targets, torch.tensor(sources, device=device))
-    misses = (~is_argmax).float()
-    owner = torch.tensor([j for j, c in enumerate(c for e in encoded for c in e.continuations) for _ in c], device=device)
-    n = int(owner[-1]) + 1
-    sums = torch.zeros(n, device=device).index_add_(0, owner, token_lp)
-    greedy = torch.zeros(n, device=device).index_add_(0, owner, misses) == 0
-    return sums.tolist(), greedy.tolist()
+        rows, slots = torch.tensor(pairs, device=device).T
+        with head_on(model, rows, slots):
+            logits = model(input_ids=ids.to(device), position_ids=positions.to(device), attention_mask=masks,
+                           use_cache=True, logits_to_keep=0, **{CACHE: cache}).logits
+        predicting = torch.cat([last, logits[0]])
+    owner = [j for j, c in enumerate(c for e in encoded for c in e.continuations) for _ in c]
+    return summed_scores(predicting, sources, [i for t in trees for i in t.targets], owner)
 
 
 def score_copies(model, encoded: list[Encoded], cache, mask, last, pad_value: int):
@@ -345,20 +365,21 @@ def score_copies(model, encoded: list[Encoded], cache, mask, last, pad_value: in
     cache.batch_select_indices(owner)
     mask, last = mask[owner], last[owner]
     ids, row_mask = (t.to(device) for t in pad(rows, pad_value))
+    # Row r's token j is predicted by the prefix's last logits (j = 0) or by the row's own token j - 1.
     scored = last_n_mask(list(map(len, rows)), [len(c) for e in encoded for c in e.continuations], ids.shape[1])
-    # Column j of the logits predicts ids[:, j]: column 0 is the prefix's last logits, column j > 0
-    # comes from the rows' token j - 1. Only columns that predict a scored token go through the LM
-    # head; over whole tails it would cost rows x tail x vocabulary (gigabytes for a 262k vocabulary).
-    columns = scored.any(0).nonzero().squeeze(-1)
-    keep = (columns[columns > 0] - 1).to(device)
-    logits = last.unsqueeze(1)
-    if len(keep):
-        rest = model(input_ids=ids[:, :-1], attention_mask=torch.cat([mask, row_mask[:, :-1]], 1),
-                     position_ids=positions_after(mask, row_mask[:, :-1]), use_cache=True, **{CACHE: cache},
-                     logits_to_keep=keep).logits
-        logits = torch.cat([logits, rest], dim=1)
-    kept = torch.cat([torch.zeros(1, dtype=torch.long, device=device), keep + 1])
-    return continuation_scores(logits, ids[:, kept], scored.to(device)[:, kept])
+    scored = scored.nonzero().tolist()  # (row, j), row-major: the continuations' tokens in order
+    pairs = [(r, j - 1) for r, j in scored if j > 0]
+    index = {pair: len(rows) + k for k, pair in enumerate(pairs)}
+    predicting = last
+    if pairs:
+        at, slots = torch.tensor(pairs, device=device).T
+        with head_on(model, at, slots):
+            logits = model(input_ids=ids[:, :-1], attention_mask=torch.cat([mask, row_mask[:, :-1]], 1),
+                           position_ids=positions_after(mask, row_mask[:, :-1]), use_cache=True, **{CACHE: cache},
+                           logits_to_keep=0).logits
+        predicting = torch.cat([last, logits[0]])
+    sources = [index[r, j - 1] if j > 0 else r for r, j in scored]
+    return summed_scores(predicting, sources, [rows[r][j] for r, j in scored], [r for r, _ in scored])
 
 
 @torch.inference_mode()
@@ -377,11 +398,38 @@ def score_shared_prefix(model, encoded: list[Encoded], pad_value: int) -> list[S
     return results
 
 
-def ranking_budget(device: torch.device) -> int:
+def bytes_per_token(model) -> int:
+    """An upper bound on the GPU memory one token of a ranking batch takes while it runs: its
+    keys and values in every layer's cache, one layer's activations (the residual stream, a few
+    copies, and the MLP's hidden layer), and one row of logits, should every token be scored."""
+    config = model.config.get_text_config()
+    heads = config.num_attention_heads
+    head_dim = getattr(config, "head_dim", None) or config.hidden_size // heads
+    kv_heads = getattr(config, "num_key_value_heads", None) or heads
+    intermediate = getattr(config, "intermediate_size", None) or 4 * config.hidden_size
+    elements = (2 * config.num_hidden_layers * kv_heads * head_dim + 4 * config.hidden_size + 3 * intermediate
+                + config.vocab_size)
+    return elements * model.dtype.itemsize
+
+
+# Of the GPU memory free once the model is loaded, the share a ranking batch may plan on: the
+# estimate leaves out the attention kernels' workspace and the allocator's fragmentation.
+FREE_MEMORY_SHARE = 0.5
+CPU_BUDGET = 2048
+
+
+def ranking_budget(model) -> int:
     """Default tokens per ranking batch. A ranking batch is one wide forward, and on a CPU a
     narrow one runs faster: a layer's activations stay in cache (benchmarks/bench_token_budget.py
-    measures it). A GPU wants wide batches."""
-    return 2048 if device.type == "cpu" else 16384
+    measures it). A GPU wants wide batches: as many tokens as its free memory holds (at least
+    the CPU's budget; a request wider than the budget still runs alone)."""
+    device = model.device
+    if device.type == "cpu":
+        return CPU_BUDGET
+    if device.type != "cuda":
+        return 16384
+    free, _ = torch.cuda.mem_get_info(device)
+    return max(CPU_BUDGET, int(free * FREE_MEMORY_SHARE) // bytes_per_token(model))
 
 
 def score_requests(model, tokenizer, requests: Sequence[Request | tuple], *, token_budget: int | None = None,
@@ -389,7 +437,7 @@ def score_requests(model, tokenizer, requests: Sequence[Request | tuple], *, tok
     """Rank-classification scores for each (context, continuations[, tails]) request.
     token_budget bounds the tokens a batch holds in its cache: prefix and tree once per request,
     or, where the cache is copied, prefix and tail once per scored row (None: ranking_budget)."""
-    token_budget = token_budget or ranking_budget(model.device)
+    token_budget = token_budget or ranking_budget(model)
     encoded = [encode_request(tokenizer, *Request(*r)) for r in requests]
     if tree_attention(model):
         lengths = [len(e.prefix) + sum(map(len, e.tails)) + sum(map(len, e.continuations)) for e in encoded]
@@ -428,12 +476,16 @@ def score_requests_naive(model, tokenizer, requests: Sequence[Request | tuple], 
     return results
 
 
-@functools.lru_cache(maxsize=8)
-def stop_token_ids(tokenizer, stop: str) -> tuple[int, ...]:
-    """The tokens whose text contains `stop`: generation ends at any of them. (A stop string
-    split over two tokens is only cut afterwards, at max_new_tokens.)"""
-    texts = tokenizer.batch_decode([[i] for i in range(len(tokenizer))])
-    return tuple(i for i, text in enumerate(texts) if stop in text)
+class StopInGenerated(StoppingCriteria):
+    """transformers' stop-string criterion (which also finds a stop string split over tokens) on
+    the generated tokens alone: otherwise the prompt's end and the first new token can spell it
+    together (a prompt ending in a line break, stop "\\n\\n") and a row stops at once."""
+
+    def __init__(self, tokenizer, stop: str, prompt_width: int):
+        self.criterion, self.start = StopStringCriteria(tokenizer, [stop]), prompt_width
+
+    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
+        return self.criterion(input_ids[:, self.start :], scores)
 
 
 @contextlib.contextmanager
@@ -451,11 +503,12 @@ def contiguous_head_input(model):
 @torch.inference_mode()
 def greedy_generate(model, tokenizer, prompts: list[list[int]], stop: str, max_new_tokens: int) -> list[str]:
     ids, mask = pad(prompts, pad_id(tokenizer), left=True)
-    eos = [t for t in (*stop_token_ids(tokenizer, stop), tokenizer.eos_token_id) if t is not None]
+    stopping = StoppingCriteriaList([StopInGenerated(tokenizer, stop, ids.shape[1])])
     with contiguous_head_input(model):
         out = model.generate(
             input_ids=ids.to(model.device), attention_mask=mask.to(model.device), max_new_tokens=max_new_tokens,
-            do_sample=False, temperature=None, top_p=None, top_k=None, eos_token_id=eos, pad_token_id=pad_id(tokenizer),
+            do_sample=False, temperature=None, top_p=None, top_k=None, stopping_criteria=stopping,
+            eos_token_id=tokenizer.eos_token_id, pad_token_id=pad_id(tokenizer),
         )
     texts = tokenizer.batch_decode(out[:, ids.shape[1] :], skip_special_tokens=True)
     return [text.split(stop)[0] for text in texts]

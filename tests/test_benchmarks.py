@@ -111,3 +111,23 @@ def test_the_token_budget_benchmark_times_every_budget_on_the_same_scores(tiny_m
     assert list(seconds) == [1, 64, 4096] and all(s > 0 for s in seconds.values())
     assert len(logprobs[1]) == sum(len(conts) for _, conts in REQUESTS)
     assert max(abs(a - b) for a, b in zip(logprobs[1], logprobs[4096])) < 1e-4
+
+
+def test_the_gpu_check_runs_on_the_cpu_with_tiny_models(tmp_path, tokenizer):
+    # The GPU check has no GPU here; its --cpu --tiny mode runs every check's code so that it cannot rot.
+    import json
+    import subprocess
+
+    script = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
+    done = subprocess.run([sys.executable, str(script), "--cpu", "--tiny", "--out", str(tmp_path)],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-3000:]
+    rows = {r["check"]: r for r in json.loads((tmp_path / "gpu_check-cpu-tiny.json").read_text())["results"]}
+    assert {"scoring gemma3 bfloat16 copy", "packing sdpa", "tuning step 256-token rows, checkpointing",
+            "resume (no FSDP on the CPU)", "evaluation grid", "MFU symtune"} <= set(rows)
+    assert all(r["passed"] or r["skipped"] for r in rows.values())
+    assert rows["packing sdpa"]["passed"] and rows["evaluation grid"]["dtypes"] == ["bfloat16"]
+    assert rows["packing flash_attention_2"]["skipped"] == "flash attention needs a CUDA GPU"
+    assert rows["scoring gemma3 float32 tree"]["shortest_prompt"] > rows["scoring gemma3 float32 tree"]["sliding_window"]
+    assert rows["resume (no FSDP on the CPU)"]["losses"] == rows["resume (no FSDP on the CPU)"]["uninterrupted"]
+    assert (tmp_path / "gpu_check-cpu-tiny.md").read_text().count("| pass |") == sum(r["passed"] is True for r in rows.values())

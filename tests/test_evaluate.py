@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from helpers import toy_task
 
 from symtune.errors import SymtuneError
@@ -250,7 +251,15 @@ def test_two_processes_give_the_single_process_results(tiny_model_dir, tmp_path)
     records, processes = json.loads(out.read_text())
     assert processes == 2
     assert len(list((tmp_path / "cache2").glob("*.jsonl"))) == 2  # each process cached its own share
-    assert records == run_e2e(tiny_model_dir, tmp_path / "cache1")["models"][str(tiny_model_dir)]["predictions"]
+    # The processes run one thread each (OMP_NUM_THREADS=1), and so does the reference: a matmul split
+    # over another number of threads may round differently (tune(), run by earlier tests, sets the count).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        reference = run_e2e(tiny_model_dir, tmp_path / "cache1")["models"][str(tiny_model_dir)]["predictions"]
+    finally:
+        torch.set_num_threads(threads)
+    assert records == reference
 
 
 def test_eval_and_report_commands(tiny_model_dir, tmp_path, capsys):
@@ -304,3 +313,24 @@ def test_the_precision_plan_names_the_smallest_condition_and_its_binomial_half_w
     plan = precision_plan(items)
     assert plan.startswith("20 prompts per condition")  # 2 tasks x 5 prompts x 2 seeds
     assert f"±{100 * expected_half_width(20, 0.1):.1f} points where they disagree on 10%" in plan
+
+
+class Loaded(Exception):
+    """Raised by a stand-in load_model once it has seen its arguments."""
+
+
+def test_eval_hands_its_attention_implementation_to_the_model(tiny_model_dir, tmp_path, monkeypatch):
+    import symtune.models
+    from symtune.cli import main
+
+    seen = {}
+
+    def load_model(spec, **kwargs):
+        seen.update(kwargs)
+        raise Loaded
+
+    monkeypatch.setattr(symtune.models, "load_model", load_model)
+    with pytest.raises(Loaded):
+        main(["eval", "--model", str(tiny_model_dir), "--suite", "linear", "--n", "1", "--seeds", "1",
+              "--out", str(tmp_path), "--attn-implementation", "eager"])
+    assert seen["attn_implementation"] == "eager"

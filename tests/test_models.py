@@ -1,4 +1,5 @@
 import hashlib
+import importlib.util
 import os
 import shutil
 from pathlib import Path
@@ -117,3 +118,26 @@ def test_embedded_smollm2_converts_once_into_a_plain_savable_model(tmp_path, mon
     with torch.no_grad():
         assert tok.decode(model(ids).logits[0, -1].argmax()) == " Paris"
     assert resolve_model("smollm2-135m-instruct") == path  # reused, not converted again
+
+
+def test_bf16_auto_skips_a_gpu_that_only_emulates_it(monkeypatch):
+    # torch reports bf16 on a V100 or T4 unless asked for native support; there it is emulated and slow.
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    assert not models.bf16_native(torch.device("cuda"))
+    assert models.torch_dtype("auto", torch.device("cuda")) == torch.float32
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)  # an A100 or H100
+    assert models.torch_dtype("auto", torch.device("cuda")) == torch.bfloat16
+
+
+@pytest.mark.parametrize("name", ["float16", "fp16"])
+def test_float16_is_refused_with_the_reason(name):
+    with pytest.raises(SymtuneError, match="float16 overflows without loss scaling.*use bfloat16"):
+        models.torch_dtype(name, torch.device("cuda"))
+
+
+@pytest.mark.parametrize("kernel, says", [("no_such_kernel", "no_such_kernel"), ("flash_attention_2", "FlashAttention2")])
+def test_an_unknown_or_missing_attention_implementation_is_one_clear_error(tiny_model_dir, kernel, says):
+    if kernel == "flash_attention_2" and importlib.util.find_spec("flash_attn"):
+        pytest.skip("flash-attn is installed")
+    with pytest.raises(SymtuneError, match=f"cannot load a causal LM .*{says}"):
+        load_model(str(tiny_model_dir), attn_implementation=kernel)

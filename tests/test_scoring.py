@@ -1,3 +1,5 @@
+import math
+
 import pytest
 import torch
 from conftest import save_tiny_model
@@ -54,8 +56,27 @@ def test_ranking_batches_default_to_a_narrow_budget_on_a_cpu(model, tokenizer, m
     budgets = []
     monkeypatch.setattr(scoring, "length_batches", lambda lengths, budget: budgets.append(budget) or [[0]])
     score_requests(model, tokenizer, REQUESTS[:1])
-    assert budgets == [scoring.ranking_budget(torch.device("cpu"))] == [2048]
-    assert scoring.ranking_budget(torch.device("cuda")) > 2048
+    assert budgets == [scoring.ranking_budget(model)] == [scoring.CPU_BUDGET]
+
+
+def test_a_gpu_ranking_budget_grows_with_free_memory_and_shrinks_with_the_model(model, monkeypatch):
+    import symtune.scoring as scoring
+
+    free = {"bytes": 0}
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device: (free["bytes"], 80 << 30))
+    monkeypatch.setattr(type(model), "device", property(lambda self: torch.device("cuda", 0)))
+    per_token = scoring.bytes_per_token(model)
+    budgets = {}
+    for gib in (1, 4, 40):
+        free["bytes"] = gib << 30
+        budgets[gib] = scoring.ranking_budget(model)
+    assert budgets[40] == int((40 << 30) * scoring.FREE_MEMORY_SHARE) // per_token > budgets[4] > budgets[1]
+    free["bytes"] = 1 << 20  # a full GPU still scores, one narrow batch at a time
+    assert scoring.ranking_budget(model) == scoring.CPU_BUDGET
+    # The logits row dominates a large vocabulary's tokens: the budget shrinks with it.
+    vocab = model.config.get_text_config().vocab_size
+    monkeypatch.setattr(model.config.get_text_config(), "vocab_size", vocab * 100)
+    assert scoring.bytes_per_token(model) > per_token + vocab * 99 * model.dtype.itemsize - 1
 
 
 def test_continuations_are_tokenized_after_the_prompt(tokenizer):
@@ -98,13 +119,40 @@ def test_the_lm_head_sees_only_positions_that_predict_a_label(model, tokenizer):
     assert max(widths) <= max(scores.num_tokens) * len(scores.num_tokens)
 
 
+def scored_positions(model, encoded) -> int:
+    """Positions whose logits predict a scored token: each prefix's last, then in a tree each
+    non-empty tail's last and every continuation token but the last; with a cache copy per
+    (tail, continuation) row, each row's tokens that predict a token of its continuation."""
+    if tree_attention(model):
+        return sum(1 + sum(map(bool, e.tails)) + sum(len(c) - 1 for c in e.continuations) for e in encoded)
+    return sum(1 + sum(len(c) - (len(row) == len(c)) for row, c in zip(e.tailed(), e.continuations)) for e in encoded)
+
+
+def test_the_lm_head_runs_on_exactly_the_scored_positions(model, tokenizer):
+    # Keeping every position that some row of a batch scores puts rows x positions x vocabulary
+    # logits in memory: gigabytes on a GPU for a 262k vocabulary.
+    tails = ["", "\nInput: N/A\nOutput:", " and a much longer tail, so that the others pad"]
+    requests = [Request(context, conts, tails[i % 3 :]) for i, (context, conts) in enumerate(REQUESTS)]
+    inputs = []
+    # A forward hook sees the input the head ran on (after scoring's own pre-hook).
+    hook = model.get_output_embeddings().register_forward_hook(lambda m, args, out: inputs.append(args[0].shape))
+    try:
+        scores = score_requests(model, tokenizer, requests, token_budget=100_000)  # one batch
+    finally:
+        hook.remove()
+    assert_same_scores(scores, score_requests_naive(model, tokenizer, requests))
+    encoded = [encode_request(tokenizer, *r) for r in requests]
+    assert len(inputs) == 2  # the prefixes' call and the tree's (or the copies')
+    assert sum(math.prod(shape[:-1]) for shape in inputs) == scored_positions(model, encoded)
+
+
 def test_the_lm_head_input_folds_without_a_copy_even_with_frozen_weights(model, tokenizer):
     # With frozen weights (a merged LoRA model) torch's matmul copies the whole LM head for a
     # strided input: 4x slower Gemma scoring (262k vocabulary).
     flags = [p.requires_grad for p in model.parameters()]
     model.requires_grad_(False)
     inputs = []
-    hook = model.get_output_embeddings().register_forward_pre_hook(lambda m, args: inputs.append(args[0]))
+    hook = model.get_output_embeddings().register_forward_hook(lambda m, args, out: inputs.append(args[0]))
     try:
         score_requests(model, tokenizer, REQUESTS)
     finally:
@@ -170,6 +218,56 @@ def test_generation_stops_before_the_stop_string(model, tokenizer):
     stop = full.strip()[-1]
     cut = generate_until(model, tokenizer, [context], stop=stop, max_new_tokens=6)[0]
     assert cut == full[: full.index(stop)] and len(cut) < len(full)
+
+
+def decoding_steps(model, fn) -> int:
+    """How many times fn() runs the model: one per generated token."""
+    calls = []
+    handle = model.register_forward_hook(lambda *_: calls.append(1))
+    try:
+        fn()
+    finally:
+        handle.remove()
+    return len(calls)
+
+
+def greedy_tokens(model, tokenizer, context: str, n: int) -> list[int]:
+    ids = torch.tensor([tokenizer(context).input_ids])
+    with torch.inference_mode():
+        out = model.generate(input_ids=ids, max_new_tokens=n, min_new_tokens=n, do_sample=False, temperature=None,
+                             top_p=None, top_k=None, pad_token_id=tokenizer.pad_token_id)
+    return out[0, ids.shape[1] :].tolist()
+
+
+def test_generation_stops_at_a_stop_string_split_over_tokens(model, tokenizer):
+    # Stopping only at tokens that hold the whole stop string runs on to max_new_tokens.
+    for context, _ in REQUESTS:
+        new = greedy_tokens(model, tokenizer, context, 8)
+        texts = [tokenizer.decode(new[:i]) for i in range(len(new) + 1)]
+        # A two-character stop string across the boundary after token k, seen nowhere before it.
+        found = [(k, texts[k + 1][len(texts[k]) - 1 : len(texts[k]) + 1]) for k in range(1, len(new) - 1)
+                 if texts[k] and texts[k + 1].startswith(texts[k]) and len(texts[k + 1]) > len(texts[k])]
+        found = [(k, stop) for k, stop in found if texts[-1].find(stop) == len(texts[k]) - 1]
+        if found:
+            break
+    assert found, "no greedy output with a stop string split over two tokens"
+    k, stop = found[0]
+    outputs = []
+    steps = decoding_steps(model, lambda: outputs.extend(generate_until(model, tokenizer, [context], stop=stop,
+                                                                        max_new_tokens=8)))
+    assert steps == k + 1  # the token that completes the stop string is the last one generated
+    assert outputs == [texts[-1][: texts[-1].index(stop)]]
+
+
+def test_a_stop_string_is_sought_in_the_generated_text_alone(model, tokenizer):
+    # The prompt's last character and the first new token's first spell the stop string together:
+    # that must not stop a row before the generated text holds it.
+    context = REQUESTS[1][0]
+    new = greedy_tokens(model, tokenizer, context, 4)
+    stop = context[-1] + tokenizer.decode(new[:1])[0]
+    expected = next((i for i in range(1, 5) if stop in tokenizer.decode(new[:i])), 4)
+    assert expected > 1
+    assert decoding_steps(model, lambda: generate_until(model, tokenizer, [context], stop=stop, max_new_tokens=4)) == expected
 
 
 @pytest.mark.parametrize("text, pattern, expected", [

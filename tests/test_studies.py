@@ -274,3 +274,41 @@ def test_studies_refuse_bad_configs_before_loading_a_model():
         two_stage.run_two_stage(two_stage.TwoStageConfig(steps=2, injection_share=0.1), "unused")
     with pytest.raises(SymtuneError):
         two_stage.run_two_stage(two_stage.TwoStageConfig(ratio=(0, 0)), "unused")
+
+
+class Scored(Exception):
+    """Raised by a stand-in scorer with the model it was handed."""
+
+    def __init__(self, model):
+        self.model = model
+
+
+def on_an_accelerator(monkeypatch):
+    """Pretend this process's device is an accelerator with native bf16 (the meta device stands in)."""
+    import types
+
+    import torch
+
+    import symtune.models
+    import symtune.scoring
+
+    monkeypatch.setattr(symtune.scoring, "process_state", lambda: types.SimpleNamespace(device=torch.device("meta")))
+    monkeypatch.setattr(symtune.models, "bf16_native", lambda device: True)
+
+
+def raise_scored(model, *args, **kwargs):
+    raise Scored(model)
+
+
+def test_the_studies_score_on_the_accelerator_in_bf16(tiny_model_dir, tmp_path, monkeypatch):
+    import torch
+
+    on_an_accelerator(monkeypatch)
+    monkeypatch.setattr(two_stage, "scan_scores", raise_scored)
+    with pytest.raises(Scored) as two:
+        two_stage.evaluate_model(str(tiny_model_dir), two_stage.TwoStageConfig(), {"iid": []}, [], 0, tmp_path)
+    monkeypatch.setattr(gen, "score_protocol", raise_scored)
+    with pytest.raises(Scored) as generalization:
+        gen.run_seed(gen.GeneralizationConfig(model=str(tiny_model_dir)), 0, tmp_path, gen.Clock())
+    for scored in (two, generalization):
+        assert (scored.value.model.device.type, scored.value.model.dtype) == ("meta", torch.bfloat16)

@@ -686,3 +686,11 @@ def test_snapshot_steps_write_the_model_as_trained_so_far(tiny_model_dir, mixtur
     assert "model.embed_tokens.weight" in shared and all(torch.equal(ours[k], at_checkpoint[k]) for k in shared)
     assert any(not torch.equal(ours[k], final[k]) for k in shared)  # two more steps moved the final model
     assert not (out / "snapshots" / "step-000004").exists()  # the last step is the model itself
+
+
+def test_fp16_mixed_precision_is_refused_before_training(tiny_model_dir, mixture, tmp_path, monkeypatch):
+    # `accelerate launch --mixed_precision fp16` sets this variable.
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "fp16")
+    with pytest.raises(SymtuneError, match="fp16 mixed precision is not supported: leave accelerate's mixed_precision at no"):
+        tune(str(tiny_model_dir), mixture, tmp_path / "out", quick())
+    assert not (tmp_path / "out" / "train_log.jsonl").exists()

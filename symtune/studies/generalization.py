@@ -24,7 +24,9 @@ from symtune.errors import SymtuneError
 from symtune.stats import mean_se
 from symtune.studies.facts import TEMPLATES, REPHRASINGS, Fact, global_augment, local_augment, render
 from symtune.studies.generalization_data import GENERATORS, MCItem, StudyData, split_sentences
-from symtune.studies.runs import Clock, cached, drop_weights, study_recipe, tuned, write_mixture
+from symtune.studies.runs import (
+    Clock, cached, drop_weights, load_scored, scoring_record, study_recipe, tuned, write_mixture,
+)
 
 DOC_START = "\n"  # every training row and test context starts here: a plain-text document start
 SEPARATOR = "\n\n"  # between documents in an ICL prompt
@@ -297,12 +299,11 @@ def run_seed(cfg: GeneralizationConfig, seed: int, out: Path, clock: Clock) -> d
     """Every protocol's 0/1 scores for one seed: {protocol: {dataset: {split: [...]}}}, plus the
     augmentations' quality and each tuning run's summary."""
     from symtune.io import read_jsonl
-    from symtune.models import load_model
 
     datasets = study_datasets(seed, cfg.size)
     items = split_items(datasets, cfg.max_items)
     plain = lambda data, its: [DOC_START + item.context for item in its]  # noqa: E731
-    model, tokenizer = load_model(cfg.model)
+    model, tokenizer = load_scored(cfg.model)
     scores = {"pretrained": cached(out / "pretrained.json",
                                    lambda: score_protocol(model, tokenizer, datasets, items, plain, cfg))}
     clock.say(f"seed {seed}: pretrained scored")
@@ -335,7 +336,7 @@ def run_seed(cfg: GeneralizationConfig, seed: int, out: Path, clock: Clock) -> d
             write_mixture(folder / "data", rows, seed, {"splitting": cfg.splitting, "protocol": protocol})
             recipe = study_recipe(cfg.recipe, [f"seed={seed}", *cfg.overrides], cfg.steps)
             tuned(cfg.model, folder / "data", folder / "model", recipe)
-            net, tok = load_model(str(folder / "model"))
+            net, tok = load_scored(str(folder / "model"))
             result = score_protocol(net, tok, datasets, items, plain, cfg)
             if not cfg.keep_models:
                 drop_weights(folder / "model")
@@ -381,7 +382,7 @@ def run_generalization(cfg: GeneralizationConfig, out, command: str = "") -> dic
     per_seed = [run_seed(cfg, seed, out / f"seed{seed}", clock) for seed in range(cfg.seeds)]
     results = {
         "study": "generalization", "command": command, "seconds": round(clock.seconds(), 1), "config": asdict(cfg),
-        "versions": versions(), "protocols": protocols(cfg), **summarize(per_seed, cfg),
+        "versions": versions(), "scoring": scoring_record(), "protocols": protocols(cfg), **summarize(per_seed, cfg),
         "augmentation": [s["augmentation"] for s in per_seed], "runs": [s["runs"] for s in per_seed],
     }
     write_json(out / "results.json", results)

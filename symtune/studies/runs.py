@@ -45,6 +45,33 @@ def tuned(model: str, data, out: Path, recipe) -> Path:
     return ensure_tuned(model, data, out, recipe, progress=False)
 
 
+def scoring_setup() -> tuple:
+    """(device, dtype) a study scores on: the accelerator where there is one, in bfloat16 where it
+    computes it natively; on a CPU fp32, the dtype of the studies' recorded CPU results."""
+    import torch
+
+    from symtune.models import torch_dtype
+    from symtune.scoring import process_state
+
+    device = process_state().device
+    return device, torch_dtype("auto", device) if device.type != "cpu" else torch.float32
+
+
+def load_scored(spec: str):
+    """(model, tokenizer) to score a study with, on scoring_setup()'s device and dtype."""
+    from symtune.models import load_model
+
+    device, dtype = scoring_setup()
+    model, tokenizer = load_model(spec, dtype=dtype)
+    return model.to(device), tokenizer
+
+
+def scoring_record() -> dict:
+    """The device and dtype a study's results were scored in, for its results.json."""
+    device, dtype = scoring_setup()
+    return {"device": device.type, "dtype": str(dtype).removeprefix("torch.")}
+
+
 def drop_weights(folder: Path) -> None:
     """Delete a scored model's weights (hundreds of MB per run); its log, loss curve and card stay."""
     for path in [*folder.glob("*.safetensors"), folder / "checkpoints"]:

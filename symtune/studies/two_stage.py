@@ -24,7 +24,9 @@ from pathlib import Path
 from symtune.errors import SymtuneError
 from symtune.stats import mean_se
 from symtune.studies.nonsense import nonsense_words
-from symtune.studies.runs import Clock, cached, drop_weights, study_recipe, tuned, write_mixture
+from symtune.studies.runs import (
+    Clock, cached, drop_weights, load_scored, scoring_record, study_recipe, tuned, write_mixture,
+)
 from symtune.studies.scan import SCAN_ACTIONS, interpret, scan_split
 from symtune.studies.symbol_evol import symbol_evol_rows
 from symtune.tasks.task import Example
@@ -130,11 +132,11 @@ def schedule_stages(cfg: TwoStageConfig, schedule: str, symbolic: Path, natural:
 
 def evaluate_model(spec: str, cfg: TwoStageConfig, prompts: dict, forget_tasks, seed: int, cache_dir: Path) -> dict:
     from symtune.evaluate import RequestCache
-    from symtune.models import load_model, model_fingerprint
+    from symtune.models import scoring_fingerprint
 
-    model, tokenizer = load_model(spec)
+    model, tokenizer = load_scored(spec)
     scan = {split: scan_scores(model, tokenizer, rows, cfg.token_budget) for split, rows in prompts.items()}
-    cache = RequestCache(cache_dir, model_fingerprint(spec))
+    cache = RequestCache(cache_dir, scoring_fingerprint(spec, model.dtype))
     return {"scan": scan, "icl": icl_accuracy(model, tokenizer, forget_tasks, cfg, seed, cache)}
 
 
@@ -220,7 +222,7 @@ def run_two_stage(cfg: TwoStageConfig, out, command: str = "") -> dict:
     out, clock = Path(out), Clock()
     per_seed = [run_seed(cfg, seed, out / f"seed{seed}", clock) for seed in range(cfg.seeds)]
     results = {"study": "two_stage", "command": command, "seconds": round(clock.seconds(), 1), "config": asdict(cfg),
-               "versions": versions(), **summarize(per_seed), "losses": [s["losses"] for s in per_seed]}
+               "versions": versions(), "scoring": scoring_record(), **summarize(per_seed), "losses": [s["losses"] for s in per_seed]}
     write_json(out / "results.json", results)
     print(f"two-stage study -> {out / 'results.json'}", file=sys.stderr)
     return results
