@@ -3,6 +3,7 @@ read through a column mapping. Also the column-mapping rules that the HF source 
 
 import csv
 import functools
+import sys
 from pathlib import Path
 
 import yaml
@@ -12,6 +13,8 @@ from symtune.io import read_json, read_jsonl
 from symtune.tasks.task import Example, Task
 
 PRESETS_FILE = Path(__file__).with_name("presets.yaml")
+# csv refuses fields over 128 KiB by default; JSONL has no such limit, and a long document is valid data
+csv.field_size_limit(sys.maxsize)
 
 
 @functools.cache
@@ -106,8 +109,9 @@ def load_task_dir(path) -> Task:
     train_rows = read_jsonl(path / "train.jsonl")
     test_rows = read_jsonl(path / "test.jsonl") if (path / "test.jsonl").is_file() else []
     pair = "text_pair" if train_rows and "text_pair" in train_rows[0] else None
+    to_label = label_namer(meta.get("labels"))  # class ids (0, 1, ...) name the labels in meta.json's order
     train, test = (
-        rows_to_examples(rows, "text", "label", pair, where=str(path / file))
+        rows_to_examples(rows, "text", "label", pair, to_label, where=str(path / file))
         for rows, file in ((train_rows, "train.jsonl"), (test_rows, "test.jsonl"))
     )
     return Task(
@@ -132,12 +136,13 @@ def read_table(path, sep=None) -> list[dict]:
     # Tab-separated NLP files (GLUE, SST) contain bare quote characters: read them literally.
     quoting = csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL
     try:
-        with path.open(encoding="utf-8", newline="") as f:
+        # utf-8-sig: Excel starts a CSV with a byte-order mark, which would otherwise stick to the first column name
+        with path.open(encoding="utf-8-sig", newline="") as f:
             reader = csv.DictReader(f, delimiter=sep, quoting=quoting)
             try:
                 return list(reader)
-            except csv.Error as e:
-                raise SymtuneError(f"{path}:{reader.line_num}: malformed line: {e}") from None
+            except csv.Error as e:  # the inner reader's count is the line being read; DictReader's lags one row
+                raise SymtuneError(f"{path}:{reader.reader.line_num}: malformed line: {e}") from None
     except FileNotFoundError:
         raise SymtuneError(f"file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as e:
