@@ -422,8 +422,11 @@ def tuned_tasks(model_spec: str) -> list[str]:
     record = Path(model_spec) / TRAINING_RECORD
     if not record.is_file():
         return []
-    tasks = read_json(record).get("tasks") or []
-    return list(tasks)
+    tasks = read_json(record)
+    tasks = tasks.get("tasks") if isinstance(tasks, dict) else None
+    if not isinstance(tasks, list) or not all(isinstance(t, str) for t in tasks):
+        raise SymtuneError(f"{record}: damaged training record (tasks must be a list of task names)")
+    return tasks
 
 
 def check_unseen(model_spec: str, task_names: list[str], allow_seen: bool) -> None:

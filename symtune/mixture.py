@@ -206,6 +206,8 @@ def read_mixture(path) -> tuple[list[dict], dict]:
             raise SymtuneError(f"{path}/train.jsonl: row {i} needs a non-empty string prompt and completion "
                                "(is it a mixture from `symtune data build`?)")
     manifest = read_json(path / "manifest.json") if (path / "manifest.json").is_file() else {}
+    if not isinstance(manifest, dict):
+        raise SymtuneError(f"{path / 'manifest.json'}: must be a JSON object (rebuild the mixture with `symtune data build`)")
     return rows, manifest
 
 

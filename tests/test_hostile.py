@@ -30,7 +30,7 @@ def rows(n=20, labels=LABELS):
 
 def task_folder(folder: Path, train=None, test=None, labels=LABELS) -> Path:
     folder.mkdir(parents=True)
-    (folder / "meta.json").write_text(json.dumps({"name": folder.name, "labels": list(labels)}))
+    (folder / "meta.json").write_text(json.dumps({"name": folder.name, "labels": list(labels), "instruction": "Is it good?"}))
     for name, content in (("train.jsonl", rows() if train is None else train), ("test.jsonl", rows(8) if test is None else test)):
         (folder / name).write_text("".join(json.dumps(r) + "\n" for r in content))
     return folder
@@ -303,23 +303,29 @@ def test_a_rebuild_replaces_its_own_mixture(tmp_path, capsys):
 
 
 def test_the_pair_is_replaced_under_a_lock(tmp_path, monkeypatch):
-    """While one build holds the folder's lock between its two renames, another waits for it."""
+    """train.jsonl is in place and manifest.json not yet: another build must still be locked out then."""
     import fcntl
 
     import symtune.mixture as mixture
 
-    out = tmp_path / "mix"
-    seen = []
-    with mixture.locked(out):
+    folder, out, checked = task_folder(tmp_path / "F"), tmp_path / "mix", []
+    real_write_json = mixture.write_json
+
+    def write_manifest(path, obj):
+        assert (out / "train.jsonl").is_file()
         fd = os.open(out, os.O_RDONLY)
-        with pytest.raises(BlockingIOError):
+        with pytest.raises(BlockingIOError):  # a concurrent build would wait here
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        seen.append("held")
         os.close(fd)
+        checked.append(path.name)
+        real_write_json(path, obj)
+
+    monkeypatch.setattr(mixture, "write_json", write_manifest)
+    assert main(build(tmp_path, "--tasks", folder)) == 0
+    assert checked == ["manifest.json"]
     fd = os.open(out, os.O_RDONLY)
-    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free again once the build is done
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # released once the build is done
     os.close(fd)
-    assert seen == ["held"]
 
 
 def test_schema_names_the_field():
@@ -359,3 +365,90 @@ def test_main_restores_the_signal_handlers(tmp_path, capsys):
     before = signal.getsignal(signal.SIGTERM)
     main(["data", "show", "--tasks", str(task_folder(tmp_path / "F")), "--n", "1"])
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+# ---- kill and resume under the signal handling ---------------------------------------------
+
+SLOW = """import importlib, sys, time
+owner = importlib.import_module({module!r})
+for part in {owner!r}:
+    owner = getattr(owner, part)
+real = getattr(owner, {name!r})
+def slow(*args, **kwargs):
+    result = real(*args, **kwargs)
+    time.sleep(0.4)  # slow enough that the signal lands mid-run
+    return result
+setattr(owner, {name!r}, slow)
+from symtune.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def start_slowed(target: str, argv: list[str]) -> subprocess.Popen:
+    """The CLI in a subprocess, with `target` ("module:attr.attr") slowed down: a step, a cache write."""
+    module, _, path = target.partition(":")
+    *owner, name = path.split(".")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    code = SLOW.format(module=module, owner=owner, name=name)
+    return subprocess.Popen([sys.executable, "-c", code, *map(str, argv)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def stop_when(proc: subprocess.Popen, ready, sig) -> str:
+    deadline = time.monotonic() + 300
+    while not ready():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.1)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == (-sig if sig == signal.SIGKILL else 128 + sig), err
+    return err
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_tune_resumes_after_a_signal(tiny_model_dir, tmp_path, capsys, sig):
+    from symtune.io import read_jsonl
+    from symtune.mixture import MixtureConfig, build_mixture
+    from symtune.train.loop import tune
+    from symtune.train.recipe import load_recipe
+
+    from helpers import toy_task
+
+    mix = tmp_path / "mix"
+    build_mixture([toy_task("a", per_class=20)], mix, MixtureConfig(n=24, seed=0, k_min=1, k_max=2))
+    sets = {"max_steps": 6, "batch_size": 4, "warmup_steps": 1, "save_every": 2, "bf16": False}
+    argv = ["tune", "--model", tiny_model_dir, "--data", mix, "--out", tmp_path / "cut",
+            *[a for k, v in sets.items() for a in ("--set", f"{k}={str(v).lower()}")]]
+    proc = start_slowed("symtune.train.loop:train_step", argv)
+    err = stop_when(proc, lambda: (tmp_path / "cut" / "checkpoints" / "step-000002").is_dir(), sig)
+    if sig != signal.SIGKILL:
+        assert f"\nsymtune: stopped by {signal.Signals(sig).name}\n" in err and "Traceback" not in err, err
+    assert main(list(map(str, argv + ["--resume"]))) == 0, capsys.readouterr().err
+    tune(str(tiny_model_dir), mix, tmp_path / "whole", load_recipe("cpu-small", sets), progress=False)
+    losses = [[row["loss"] for row in read_jsonl(tmp_path / run / "train_log.jsonl")] for run in ("cut", "whole")]
+    assert losses[0] == pytest.approx(losses[1], abs=1e-6) and len(losses[0]) == 6
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
+def test_eval_resumes_after_a_signal(tiny_model_dir, tmp_path, capsys, sig):
+    folder = task_folder(tmp_path / "F")
+    argv = ["eval", "--model", tiny_model_dir, "--suite", "grid", "--tasks", folder, "--n", "3", "--k", "1",
+            "--seeds", "1", "--token-budget", "64", "--dtype", "float32", "--no-calibration"]
+    proc = start_slowed("symtune.evaluate:RequestCache.add", argv + ["--out", tmp_path / "cut"])
+    err = stop_when(proc, lambda: any(p.stat().st_size for p in (tmp_path / "cut" / "cache").glob("*.jsonl")), sig)
+    if sig != signal.SIGKILL:
+        assert f"\nsymtune: stopped by {signal.Signals(sig).name}\n" in err and "Traceback" not in err, err
+    assert not (tmp_path / "cut" / "results.json").exists()
+    for out in ("cut", "whole"):
+        assert main(list(map(str, argv + ["--out", tmp_path / out]))) == 0, capsys.readouterr().err
+    preds = [json.loads((tmp_path / out / "results.json").read_text())["models"][str(tiny_model_dir)]["predictions"]
+             for out in ("cut", "whole")]
+    assert [(p["id"], p.get("prediction")) for p in preds[0]] == [(p["id"], p.get("prediction")) for p in preds[1]]
+
+
+@pytest.mark.parametrize("meta,needle", [([1, 2], "must be a JSON object"), ({"labels": "ab"}, "field 'labels'"),
+                                         ({"name": 3}, "field 'name' must be a string")])
+def test_a_damaged_meta_json_is_one_line(tmp_path, capsys, meta, needle):
+    folder = task_folder(tmp_path / "F")
+    (folder / "meta.json").write_text(json.dumps(meta))
+    refused(capsys, tmp_path, ["data", "show", "--tasks", folder], needle, [folder])

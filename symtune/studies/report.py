@@ -107,9 +107,6 @@ def augmentation_table(per_seed: list[dict]) -> str:
 
 def two_stage_section(results: dict, figures: Path, doc_dir: Path) -> str:
     cfg, models = results["config"], results["models"]
-    if set(results["scan"]) != set(SCAN_METRICS):
-        raise SymtuneError("this two-stage results file was written by an older symtune (SCAN exact match only); "
-                           "re-run `symtune study two-stage` into a fresh --out")
     parts = ["## Symbol-evol and two-stage tuning (Symbol-LLM)", run_line(results),
              f"Seeds: {cfg['seeds']}, {cfg['steps']} tuning steps per schedule (recipe `{cfg['recipe']}` "
              f"{' '.join(cfg['overrides'])}); two stages: {cfg['injection_share']:.0%} injection; mixed stages "
@@ -173,6 +170,9 @@ def read_study_results(path) -> dict:
     results = read_json(path)
     if not isinstance(results, dict) or results.get("study") not in SECTIONS:
         raise SymtuneError(f"{path}: not a results file of `symtune study`")
+    if results["study"] == "two_stage" and isinstance(results.get("scan"), dict) and set(results["scan"]) != set(SCAN_METRICS):
+        raise SymtuneError(f"{path}: this two-stage results file was written by an older symtune (SCAN exact match "
+                           "only); re-run `symtune study two-stage` into a fresh --out")
     check_schema(results, SCHEMAS[results["study"]], str(path))
     return results
 

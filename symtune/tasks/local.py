@@ -105,6 +105,7 @@ def load_task_dir(path) -> Task:
     if not is_task_dir(path):
         raise SymtuneError(f"{path}: a task folder needs a train.jsonl")
     meta = read_json(path / "meta.json") if (path / "meta.json").is_file() else {}
+    check_meta(meta, path / "meta.json")
     name = meta.get("name") or path.name
     train_rows = read_jsonl(path / "train.jsonl")
     test_rows = read_jsonl(path / "test.jsonl") if (path / "test.jsonl").is_file() else []
@@ -123,6 +124,20 @@ def load_task_dir(path) -> Task:
         source=str(path),
         meta=meta,
     ).validate()
+
+
+def check_meta(meta, where) -> None:
+    """meta.json: a mapping; name and instruction strings; labels a list of names or {class id: name}."""
+    if not isinstance(meta, dict):
+        raise SymtuneError(f"{where}: must be a JSON object with name, labels and instruction")
+    for key in ("name", "instruction"):
+        if meta.get(key) is not None and not isinstance(meta[key], str):
+            raise SymtuneError(f"{where}: field {key!r} must be a string, got {meta[key]!r:.40}")
+    labels = meta.get("labels")
+    names = list(labels.values()) if isinstance(labels, dict) else labels
+    if labels is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+        raise SymtuneError(f"{where}: field 'labels' must be a list of label names (or {{class id: name}}), "
+                           f"got {labels!r:.60}")
 
 
 def read_table(path, sep=None) -> list[dict]:

@@ -45,6 +45,9 @@ def save_checkpoint(accelerator, out: Path, step: int, state: dict, keep: int) -
         full = isinstance(e, OSError) and e.errno == errno.ENOSPC or "No space left" in str(e)
         raise SymtuneError(f"{'disk full' if full else 'cannot write'} while saving checkpoint {final.name}"
                            f"{kept}: {getattr(e, 'strerror', None) or e}") from None
+    except BaseException:  # SIGINT / SIGTERM mid-save: no half-written checkpoint folder stays behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         shutil.rmtree(final, ignore_errors=True)
