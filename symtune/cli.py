@@ -1,7 +1,9 @@
 """`symtune` command line: only wiring; every command calls a plain function of the package."""
 
 import argparse
+import signal
 import sys
+from pathlib import Path
 
 from symtune import __version__
 from symtune.demo import add_demo_parser
@@ -10,6 +12,7 @@ from symtune.evaluate import add_eval_parser
 from symtune.report import add_report_parser
 from symtune.studies.cli import add_study_parser
 from symtune.train.cli import add_tune_parser
+from symtune.validate import NewFolders, check_outputs, check_own_folder, fraction, nonnegative_int, positive_int
 
 
 def add_data_parsers(sub) -> None:
@@ -18,30 +21,30 @@ def add_data_parsers(sub) -> None:
     build = data.add_parser("build", help="write a prompt/completion tuning mixture")
     build.add_argument("--tasks", required=True, help="task specs, comma-separated (folder, file?cols, hf:id, preset, builtin[:family])")
     build.add_argument("--out", required=True, help="output folder (train.jsonl + manifest.json)")
-    build.add_argument("--n", type=int, default=10_000, help="number of prompts")
-    build.add_argument("--seed", type=int, default=0)
-    build.add_argument("--cap", type=int, default=25_000, help="query examples per task (paper: 25k)")
-    build.add_argument("--k-min", type=int, default=2, help="fewest exemplars per class")
-    build.add_argument("--k-max", type=int, default=10, help="most exemplars per class")
-    build.add_argument("--symbol-fraction", type=float, default=1.0, help="share of symbol prompts; the rest use natural labels")
+    build.add_argument("--n", type=positive_int, default=10_000, help="number of prompts")
+    build.add_argument("--seed", type=nonnegative_int, default=0)
+    build.add_argument("--cap", type=positive_int, default=25_000, help="query examples per task (paper: 25k)")
+    build.add_argument("--k-min", type=positive_int, default=2, help="fewest exemplars per class")
+    build.add_argument("--k-max", type=positive_int, default=10, help="most exemplars per class")
+    build.add_argument("--symbol-fraction", type=fraction, default=1.0, help="share of symbol prompts; the rest use natural labels")
     build.add_argument("--natural", action="store_true", help="the natural-label control (same as --symbol-fraction 0)")
     build.add_argument("--random-labels", action="store_true", help="the random-label control: inconsistent labels within a prompt")
     build.add_argument("--allow-natural-symbols", action="store_true", help="do not reject symbols equal to a natural label name")
     build.add_argument("--eval-tasks", default="", help="task names or specs held out for evaluation; refused as tuning tasks")
     build.add_argument("--format", default=None, help="one fixed prompt format instead of a random one per prompt")
     build.add_argument("--tokenizer", default=None, help="model whose tokenizer counts tokens (enables exact budgets and totals)")
-    build.add_argument("--max-tokens", type=int, default=None, help="token budget per prompt; exemplars are dropped to fit")
+    build.add_argument("--max-tokens", type=positive_int, default=None, help="token budget per prompt; exemplars are dropped to fit")
     build.set_defaults(func=run_data_build)
 
     show = data.add_parser("show", help="render a few prompts for a human to read")
     show.add_argument("source", nargs="?", help="a mixture folder (else use --tasks)")
     show.add_argument("--tasks", help="task specs to render evaluation prompts from")
-    show.add_argument("--n", type=int, default=3, help="prompts to show (per task)")
-    show.add_argument("--k", type=int, default=4, help="exemplars per class")
-    show.add_argument("--seed", type=int, default=0)
+    show.add_argument("--n", type=positive_int, default=3, help="prompts to show (per task)")
+    show.add_argument("--k", type=positive_int, default=4, help="exemplars per class")
+    show.add_argument("--seed", type=nonnegative_int, default=0)
     show.add_argument("--instruction", action="store_true", help="include the task instruction")
     show.add_argument("--natural", action="store_true", help="natural labels instead of symbols")
-    show.add_argument("--flip", type=float, default=0.0, help="fraction of exemplar labels flipped (paper 2)")
+    show.add_argument("--flip", type=fraction, default=0.0, help="fraction of exemplar labels flipped (paper 2)")
     show.add_argument("--flip-query", action="store_true", help="flip exemplars and query (paper 1)")
     show.add_argument("--format", default=None)
     show.set_defaults(func=run_data_show)
@@ -66,33 +69,40 @@ def eval_task_names(specs: str, seed: int) -> list[str]:
 
 
 def run_data_build(args) -> None:
-    from symtune.mixture import MixtureConfig, build_mixture, print_mixture_summary
+    import time
+
+    from symtune.mixture import MixtureConfig, build_mixture, check_config, print_mixture_summary
     from symtune.tasks.registry import load_task_list
 
+    cfg = MixtureConfig(
+        n=args.n, seed=args.seed, cap=args.cap, k_min=args.k_min, k_max=args.k_max,
+        symbol_fraction=0.0 if args.natural else args.symbol_fraction, random_labels=args.random_labels,
+        avoid_natural=not args.allow_natural_symbols, max_tokens=args.max_tokens, fmt=args.format,
+    )
+    check_config(cfg)
+    check_outputs({"--out": args.out}, {"task": split_specs(args.tasks), "evaluation task": split_specs(args.eval_tasks),
+                                        "tokenizer": args.tokenizer})
+    check_own_folder(args.out, "--out", ("manifest.json",), "symtune data build")
+    started = time.perf_counter()
     tasks = load_task_list(split_specs(args.tasks), seed=args.seed)
     tokenizer = None
     if args.tokenizer:
         from symtune.models import load_tokenizer
 
         tokenizer = load_tokenizer(args.tokenizer)
-    cfg = MixtureConfig(
-        n=args.n, seed=args.seed, cap=args.cap, k_min=args.k_min, k_max=args.k_max,
-        symbol_fraction=0.0 if args.natural else args.symbol_fraction, random_labels=args.random_labels,
-        avoid_natural=not args.allow_natural_symbols, max_tokens=args.max_tokens, fmt=args.format,
-    )
     manifest = build_mixture(tasks, args.out, cfg, eval_tasks=eval_task_names(args.eval_tasks, args.seed),
                              tokenizer=tokenizer, progress=sys.stderr.isatty())
-    print_mixture_summary(manifest, args.out)
+    print_mixture_summary(manifest, args.out, time.perf_counter() - started)
 
 
 def run_data_show(args) -> None:
     if args.source:
-        from symtune.io import read_jsonl
-        from pathlib import Path
+        from symtune.mixture import read_mixture
 
-        rows = read_jsonl(Path(args.source) / "train.jsonl")[: args.n]
-        for row in rows:
-            print(f"=== {row['id']} · {row['task']} · {row['kind']} · {row['format']} · mapping {row['mapping']}")
+        rows, _ = read_mixture(args.source)
+        for row in rows[: args.n]:
+            print(f"=== {row.get('id')} · {row.get('task')} · {row.get('kind')} · {row.get('format')} · "
+                  f"mapping {row.get('mapping')}")
             print(row["prompt"] + f"\033[1m{row['completion']}\033[0m" if sys.stdout.isatty() else row["prompt"] + row["completion"])
             print()
         return
@@ -109,8 +119,46 @@ def run_data_show(args) -> None:
             print()
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: the usage block it prints by default buries the message."""
+
+    def error(self, message):
+        raise SymtuneError(f"{message} (see {self.prog} --help)")
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP, raised like KeyboardInterrupt so that temp files are removed on the way out."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def terminate(signum, frame):
+    raise Terminated(signum)
+
+
+def handle_signals() -> dict:
+    """Install the SIGTERM/SIGHUP handlers; return the previous ones (main restores them)."""
+    previous = {}
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        try:
+            previous[sig] = signal.signal(sig, terminate)
+        except ValueError:  # not the main thread (main() called from a worker): leave signals alone
+            pass
+    return previous
+
+
+def output_folders(args) -> list:
+    """The folders a command writes into, for NewFolders: --out (its folder when it names a file), --cache, --export-lmeval."""
+    out = getattr(args, "out", None)
+    if out and getattr(args, "out_is_file", False):
+        out = Path(out).parent
+    return [out, getattr(args, "cache", None), getattr(args, "export_lmeval", None)]
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="symtune", description="Symbol tuning and in-context-learning evaluation for causal LMs.")
+    parser = Parser(prog="symtune", description="Symbol tuning and in-context-learning evaluation for causal LMs.")
     parser.add_argument("--version", action="version", version=f"symtune {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     add_data_parsers(sub)
@@ -123,16 +171,24 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    previous = handle_signals()
     try:
-        args.func(args)
+        args = build_parser().parse_args(argv)
+        with NewFolders(output_folders(args)):  # a failed command leaves no new empty folder
+            args.func(args)
     except SymtuneError as e:
         print(f"symtune: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("symtune: interrupted", file=sys.stderr)
-        return 130
+        return 128 + signal.SIGINT
+    except Terminated as e:
+        print(f"symtune: stopped by {signal.Signals(e.signum).name}", file=sys.stderr)
+        return 128 + e.signum
+    finally:
+        for sig, handler in previous.items():
+            if handler is not None:  # None: the handler was not set from Python; nothing to restore
+                signal.signal(sig, handler)
     return 0
 
 

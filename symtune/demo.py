@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from symtune.errors import SymtuneError
+from symtune.validate import check_outputs, check_own_folder, nonnegative_int, positive_int
 
 # With no data: tune on rule-based families, evaluate on the lexical ones (natural language,
 # where natural labels carry meaning and the four settings differ).
@@ -42,12 +43,15 @@ def split_tasks(data: str | None, eval_names: list[str] | None, seed: int):
 
 def run_demo(args) -> None:
     from symtune.evaluate import EvalConfig, evaluate
+    from symtune.models import cache_dir
     from symtune.mixture import MixtureConfig, build_mixture, print_mixture_summary
     from symtune.report import markdown, report, write_results
     from symtune.train.loop import ensure_tuned
     from symtune.train.recipe import load_recipe
 
     out = Path(args.out)
+    check_outputs({"--out": out}, {"data": args.data, "model": args.model, "model cache": str(cache_dir())})
+    check_own_folder(out, "--out", ("cache", "mixture", "model", "results.json"), "symtune demo")
     recipe = load_recipe(args.recipe, args.set + ([f"max_steps={args.steps}"] if args.steps else []))
     tuning, held_out = split_tasks(args.data, args.eval_tasks.split(",") if args.eval_tasks else None, args.seed)
     cfg = EvalConfig(suite="grid", n=args.n, k=args.k, seeds=tuple(range(args.seeds)))
@@ -87,10 +91,10 @@ def add_demo_parser(subparsers) -> None:
     p.add_argument("--recipe", default="cpu-small")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe key")
     # The defaults fit 20 minutes on 2 CPU cores without bf16 hardware (fp32); scale them up on a faster machine.
-    p.add_argument("--steps", type=int, default=50, help="tuning steps (overrides the recipe's; 0: the recipe's)")
-    p.add_argument("--n", type=int, default=10, help="evaluation prompts per task, setting and seed")
-    p.add_argument("--k", type=int, default=4, help="exemplars per class in evaluation prompts")
-    p.add_argument("--seeds", type=int, default=2)
-    p.add_argument("--seed", type=int, default=0, help="seed of the tasks and the mixture")
-    p.add_argument("--k-max", type=int, default=4, help="most exemplars per class in tuning prompts (paper: 10)")
+    p.add_argument("--steps", type=nonnegative_int, default=50, help="tuning steps (overrides the recipe's; 0: the recipe's)")
+    p.add_argument("--n", type=positive_int, default=10, help="evaluation prompts per task, setting and seed")
+    p.add_argument("--k", type=positive_int, default=4, help="exemplars per class in evaluation prompts")
+    p.add_argument("--seeds", type=positive_int, default=2)
+    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the tasks and the mixture")
+    p.add_argument("--k-max", type=positive_int, default=4, help="most exemplars per class in tuning prompts (paper: 10)")
     p.set_defaults(func=run_demo)

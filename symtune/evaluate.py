@@ -417,8 +417,11 @@ def tuned_tasks(model_spec: str) -> list[str]:
     record = Path(model_spec) / TRAINING_RECORD
     if not record.is_file():
         return []
-    tasks = read_json(record).get("tasks") or []
-    return list(tasks)
+    tasks = read_json(record)
+    tasks = tasks.get("tasks") if isinstance(tasks, dict) else None
+    if not isinstance(tasks, list) or not all(isinstance(t, str) for t in tasks):
+        raise SymtuneError(f"{record}: damaged training record (tasks must be a list of task names)")
+    return tasks
 
 
 def check_unseen(model_spec: str, task_names: list[str], allow_seen: bool) -> None:
@@ -501,22 +504,24 @@ def condition_json(cond: Condition, items: list[dict]) -> dict:
 
 
 def add_eval_parser(subparsers) -> None:
+    from symtune.validate import positive_int
+
     p = subparsers.add_parser("eval", help="in-context-learning evaluation suites (papers.md §1.7–1.10)")
     p.add_argument("--model", action="append", default=[], help="model to evaluate (repeat for several)")
     p.add_argument("--suite", required=True, choices=SUITES)
     p.add_argument("--tasks", default=None, help="task specs, comma-separated (the linear suite defaults to builtin:linear)")
     p.add_argument("--out", required=True, help="output folder: results.json, results.md, cache/")
-    p.add_argument("--n", type=int, default=100, help="prompts per task and seed (paper: at most 100)")
-    p.add_argument("--k", type=int, default=4, help="exemplars per class (the kcurve suite sweeps 1, 2, 4, 8)")
-    p.add_argument("--seeds", type=int, default=3, help="number of seeds (new exemplars and symbols each)")
+    p.add_argument("--n", type=positive_int, default=100, help="prompts per task and seed (paper: at most 100)")
+    p.add_argument("--k", type=positive_int, default=4, help="exemplars per class (the kcurve suite sweeps 1, 2, 4, 8)")
+    p.add_argument("--seeds", type=positive_int, default=3, help="number of seeds (new exemplars and symbols each)")
     p.add_argument("--format", default=None, help="one fixed prompt format (default: a seeded random one per prompt)")
     p.add_argument("--no-calibration", action="store_true", help="skip the content-free pass (acc_calibrated)")
     p.add_argument("--generate", action="store_true", help="also greedy generation + exact match on classification prompts")
-    p.add_argument("--max-new-tokens", type=int, default=48, help="cap on generated tokens (it stops at the line break)")
-    p.add_argument("--token-budget", type=int, default=None,
+    p.add_argument("--max-new-tokens", type=positive_int, default=48, help="cap on generated tokens (it stops at the line break)")
+    p.add_argument("--token-budget", type=positive_int, default=None,
                    help="prompt tokens a batch may hold in its cache, one copy per scored label (memory bound; "
                         "default for ranking: 2048 on a CPU, sized from free memory on a GPU; for generation: 16384)")
-    p.add_argument("--max-prompt-tokens", type=int, default=None, help="drop exemplars so a prompt fits (estimated tokens)")
+    p.add_argument("--max-prompt-tokens", type=positive_int, default=None, help="drop exemplars so a prompt fits (estimated tokens)")
     p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"),
                    help="model weights' dtype (auto: bfloat16 where the CPU or GPU computes it natively)")
     p.add_argument("--attn-implementation", default=None,
@@ -528,17 +533,20 @@ def add_eval_parser(subparsers) -> None:
 
 
 def run_eval(args) -> None:
+    from symtune.models import cache_dir
     from symtune.report import markdown, write_results
     from symtune.scoring import process_state
+    from symtune.validate import check_outputs, check_own_folder
     from symtune.tasks.registry import load_task_list
 
     specs = args.tasks or ("builtin:linear" if args.suite == "linear" else None)
     if not specs:
         raise SymtuneError(f"the {args.suite} suite needs --tasks")
-    if args.n < 1 or args.k < 1 or args.seeds < 1 or (args.token_budget or 1) < 1:
-        raise SymtuneError("--n, --k, --seeds and --token-budget must be at least 1")
     if not args.model and not args.export_lmeval:
         raise SymtuneError("give at least one --model (or --export-lmeval DIR)")
+    check_outputs({"--out": args.out, "--cache": args.cache, "--export-lmeval": args.export_lmeval},
+                  {"task": specs.split(","), "model": args.model, "model cache": str(cache_dir())})
+    check_own_folder(args.out, "--out", ("results.json", "cache"), "symtune eval")
     cfg = EvalConfig(
         suite=args.suite, n=args.n, k=args.k, seeds=tuple(range(args.seeds)), fmt=args.format,
         calibrate=not args.no_calibration, generate=args.generate, max_new_tokens=args.max_new_tokens,

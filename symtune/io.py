@@ -54,7 +54,7 @@ def write_jsonl(path, rows):
 def read_json(path):
     path = Path(path)
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8-sig"))  # -sig: a byte-order mark is not JSON
     except FileNotFoundError:
         raise SymtuneError(f"file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as e:
@@ -67,7 +67,7 @@ def read_jsonl(path):
     """All rows of a JSONL file; a malformed line is reported with its file and line number."""
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").split("\n")  # not splitlines: U+2028 etc. occur inside strings
+        lines = path.read_text(encoding="utf-8-sig").split("\n")  # not splitlines: U+2028 etc. occur inside strings
     except FileNotFoundError:
         raise SymtuneError(f"file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as e:
@@ -84,6 +84,27 @@ def read_jsonl(path):
             raise SymtuneError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
         rows.append(row)
     return rows
+
+
+def read_yaml(path):
+    """The YAML document in `path`; an unreadable file or a syntax error is one line naming the spot."""
+    import yaml
+
+    path = Path(path)
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SymtuneError(f"file not found: {path}") from None
+    except UnicodeDecodeError as e:
+        raise SymtuneError(f"{path}: not UTF-8 text (byte {e.start}: {e.object[e.start:e.start + 1]!r}); "
+                           "save it as UTF-8") from None
+    except OSError as e:
+        raise SymtuneError(f"cannot read {path}: {e.strerror or e}") from None
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        what = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise SymtuneError(f"{where}: malformed YAML: {what}") from None
 
 
 def pyplot():

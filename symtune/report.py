@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 
 from symtune.errors import SymtuneError
+from symtune.evaluate import SUITES
 from symtune.io import atomic_write, pyplot, read_json, save_figure, write_json
 from symtune.stats import excludes_zero, paired_difference
+from symtune.validate import Each, check_outputs, check_schema
 
 METRICS = {  # name -> what the tables call it
     "acc": "accuracy, rank classification (summed log-prob)",
@@ -21,6 +23,35 @@ METRICS = {  # name -> what the tables call it
 }
 RANKED = ("acc", "acc_norm", "acc_calibrated")  # the metrics that chance applies to
 MAX_TASK_ROWS = 30  # longer task lists (BIG-bench subtasks) are summarised by family
+
+# What the tables and plots read from a results file (evaluate.py writes more).
+NUMBER, OPTIONAL = (int, float), (int, float, type(None))
+SUMMARY = {"mean": NUMBER, "stderr": OPTIONAL, "per_seed": [OPTIONAL]}
+CELL = {"chance": OPTIONAL, "metrics": Each(SUMMARY)}
+RESULTS_SCHEMA = {
+    "suite": str,
+    "config": {"n": int, "k": int, "seeds": [int]},
+    "conditions": [{"name": str, "label": str, "k": NUMBER, "x": OPTIONAL}],
+    "models": Each({"conditions": Each({"mean": CELL, "tasks": Each(CELL), "families": Each(CELL)})}),
+}
+
+
+def read_results(path) -> dict:
+    """A results file of `symtune eval`, checked against RESULTS_SCHEMA before any of it is used."""
+    results = read_json(path)
+    if not isinstance(results, dict) or "suite" not in results or "models" not in results:
+        raise SymtuneError(f"{path}: not a symtune results file (it needs the fields suite and models)")
+    check_schema(results, RESULTS_SCHEMA, str(path))
+    if results["suite"] not in SUITES:
+        raise SymtuneError(f"{path}: unknown suite {results['suite']!r}; a results file of `symtune eval` has one of "
+                           f"{', '.join(SUITES)}")
+    if not results["models"]:
+        raise SymtuneError(f"{path}: holds no model results")
+    for model, m in results["models"].items():
+        for cond in results["conditions"]:
+            if cond["name"] not in m["conditions"]:
+                raise SymtuneError(f"{path}: model {model!r} has no results for condition {cond['name']!r}")
+    return results
 
 
 def write_results(results: dict, out) -> None:
@@ -239,11 +270,7 @@ def report(paths: list[str], out, metric: str = "acc") -> list[Path]:
     """One PNG per suite found in the results files."""
     by_suite = {}
     for path in paths:
-        results = read_json(path)
-        if not isinstance(results, dict) or "suite" not in results or "models" not in results:
-            raise SymtuneError(f"{path}: not a symtune results file")
-        if not results["models"]:
-            raise SymtuneError(f"{path}: holds no model results")
+        results = read_results(path)
         by_suite.setdefault(results["suite"], []).append((path, results))
     for suite, group in by_suite.items():
         names = [[c["name"] for c in r["conditions"]] for _, r in group]
@@ -263,5 +290,6 @@ def add_report_parser(subparsers) -> None:
 
 
 def run_report(args) -> None:
+    check_outputs({"--out": args.out}, {"results file": args.results})
     for path in report(args.results, args.out, args.metric):
         print(path, file=sys.stderr)

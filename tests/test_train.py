@@ -686,6 +686,8 @@ def test_snapshot_steps_write_the_model_as_trained_so_far(tiny_model_dir, mixtur
     assert "model.embed_tokens.weight" in shared and all(torch.equal(ours[k], at_checkpoint[k]) for k in shared)
     assert any(not torch.equal(ours[k], final[k]) for k in shared)  # two more steps moved the final model
     assert not (out / "snapshots" / "step-000004").exists()  # the last step is the model itself
+    with pytest.raises(SymtuneError, match="snapshot_steps must be at most 4, got 5"):
+        quick(snapshot_steps=[2, 5])
 
 
 def test_fp16_mixed_precision_is_refused_before_training(tiny_model_dir, mixture, tmp_path, monkeypatch):

@@ -11,7 +11,7 @@ flags given explicitly win over it. Tuning runs at lr 1e-3 unless --set lr=... s
 import shlex
 import sys
 
-from symtune.errors import SymtuneError
+from symtune.validate import check_outputs, fraction, nonnegative_int, positive_int, real
 
 QUICK = {
     "generalization": {"seeds": 1, "steps": 60, "max_items": 12, "icl_tokens": 256, "augmenters": ("oracle",)},
@@ -33,8 +33,8 @@ def add_common(p, out: str) -> None:
     p.add_argument("--model", default=None, help="embedded name (default smollm2-135m-instruct), model folder, .gguf or hub id")
     p.add_argument("--out", default=out, help="run folder; a re-run resumes where it stopped")
     p.add_argument("--quick", action="store_true", help="a small version that runs in minutes")
-    p.add_argument("--seeds", type=int, default=None, help="study seeds, new data and tuning runs each (default 3)")
-    p.add_argument("--steps", type=int, default=None, help="tuning steps of every run")
+    p.add_argument("--seeds", type=positive_int, default=None, help="study seeds, new data and tuning runs each (default 3)")
+    p.add_argument("--steps", type=positive_int, default=None, help="tuning steps of every run")
     p.add_argument("--recipe", default=None, help="shipped recipe name or YAML file (default cpu-small)")
     p.add_argument("--set", action="append", default=None, metavar="KEY=VALUE", help="override a recipe key (repeatable)")
     p.add_argument("--keep-models", action="store_true", default=None, help="keep the tuned weights (deleted once scored)")
@@ -49,28 +49,28 @@ def add_study_parser(subparsers) -> None:
     gen.add_argument("--size", default=None, help="dataset size: tiny (default), small or paper")
     gen.add_argument("--splitting", default=None, help="sentence splitting: independent (default), cumulative or none")
     gen.add_argument("--augmenters", default=None, help="oracle and/or self, comma-separated (default both)")
-    gen.add_argument("--icl-tokens", type=int, default=None, help="document tokens per ICL prompt")
-    gen.add_argument("--max-items", type=int, default=None, help="test items per split")
+    gen.add_argument("--icl-tokens", type=positive_int, default=None, help="document tokens per ICL prompt")
+    gen.add_argument("--max-items", type=positive_int, default=None, help="test items per split")
     gen.set_defaults(func=run_generalization_command)
 
     two = sub.add_parser("two-stage", help="Symbol-evol SCAN: injection → infusion vs one-stage training")
     add_common(two, "runs/study-two-stage")
-    two.add_argument("--injection-share", type=float, default=None, help="share of the steps in the injection stage (0.5)")
+    two.add_argument("--injection-share", type=fraction, default=None, help="share of the steps in the injection stage (0.5)")
     two.add_argument("--ratio", default=None, help="symbolic:natural weights in the mixed stage (default 1:1, as the paper)")
-    two.add_argument("--k", type=int, default=None, help="solved exemplars per Symbol-evol prompt (default 0)")
-    two.add_argument("--max-actions", type=int, default=None, help="SCAN commands of at most this many actions (8)")
-    two.add_argument("--n-eval", type=int, default=None, help="SCAN test commands per split")
+    two.add_argument("--k", type=nonnegative_int, default=None, help="solved exemplars per Symbol-evol prompt (default 0)")
+    two.add_argument("--max-actions", type=positive_int, default=None, help="SCAN commands of at most this many actions (8)")
+    two.add_argument("--n-eval", type=positive_int, default=None, help="SCAN test commands per split")
     two.add_argument("--natural-tasks", default=None, help="task specs of the natural-label data (builtin:numbers,builtin:strings)")
     two.add_argument("--forget-tasks", default=None, help="task specs of the forgetting check, never tuned on (builtin:lexical)")
-    two.add_argument("--forget-n", type=int, default=None, help="ICL prompts per forgetting task")
-    two.add_argument("--forget-k", type=int, default=None, help="exemplars per class in those prompts (2)")
+    two.add_argument("--forget-n", type=positive_int, default=None, help="ICL prompts per forgetting task")
+    two.add_argument("--forget-k", type=positive_int, default=None, help="exemplars per class in those prompts (2)")
     two.set_defaults(func=run_two_stage_command)
 
     rep = sub.add_parser("report", help="the results Markdown (with plots) from the studies' results.json files")
     rep.add_argument("results", nargs="+", help="results.json files of `symtune study generalization / two-stage`")
     rep.add_argument("--out", default="docs/results/studies.md",
                      help="the Markdown file (figures go in a folder beside it); docs/results.md gathers docs/results/*.md")
-    rep.set_defaults(func=run_report_command)
+    rep.set_defaults(func=run_report_command, out_is_file=True)
 
 
 def common_flags(args) -> dict:
@@ -78,9 +78,17 @@ def common_flags(args) -> dict:
             "overrides": args.set, "keep_models": args.keep_models}
 
 
+def check_study_paths(args, *task_specs) -> None:
+    from symtune.models import cache_dir
+
+    specs = [s for spec in task_specs if spec for s in spec.split(",")]
+    check_outputs({"--out": args.out}, {"model": args.model, "task": specs, "model cache": str(cache_dir())})
+
+
 def run_generalization_command(args) -> None:
     from symtune.studies.generalization import GeneralizationConfig, run_generalization
 
+    check_study_paths(args)
     augmenters = tuple(a.strip() for a in args.augmenters.split(",") if a.strip()) if args.augmenters else None
     cfg = make_config(GeneralizationConfig, "generalization", args.quick, **common_flags(args), size=args.size,
                       splitting=args.splitting, augmenters=augmenters, icl_tokens=args.icl_tokens, max_items=args.max_items)
@@ -90,12 +98,10 @@ def run_generalization_command(args) -> None:
 def run_two_stage_command(args) -> None:
     from symtune.studies.two_stage import TwoStageConfig, run_two_stage
 
+    check_study_paths(args, args.natural_tasks, args.forget_tasks)
     ratio = None
     if args.ratio is not None:
-        try:
-            ratio = tuple(float(w) for w in args.ratio.split(":"))
-        except ValueError:
-            raise SymtuneError(f"--ratio expects two weights like 1:1, got {args.ratio!r}") from None
+        ratio = tuple(real(w, f"--ratio {args.ratio!r}: a weight", minimum=0.0) for w in args.ratio.split(":"))
     cfg = make_config(TwoStageConfig, "two_stage", args.quick, **common_flags(args), injection_share=args.injection_share,
                       ratio=ratio, k=args.k, max_actions=args.max_actions, n_eval=args.n_eval,
                       natural_tasks=args.natural_tasks, forget_tasks=args.forget_tasks, forget_n=args.forget_n,
@@ -106,4 +112,5 @@ def run_two_stage_command(args) -> None:
 def run_report_command(args) -> None:
     from symtune.studies.report import write_report
 
+    check_outputs({"--out": ("file", args.out)}, {"results file": args.results})
     print(f"wrote {write_report(args.results, args.out)}", file=sys.stderr)

@@ -9,6 +9,7 @@ from symtune.errors import SymtuneError
 from symtune.io import atomic_write, pyplot, read_json, save_figure
 from symtune.report import pct, table
 from symtune.studies.two_stage import SCAN_METRICS
+from symtune.validate import Each, check_schema
 
 INTRO = """# Results: the sibling studies
 
@@ -106,9 +107,6 @@ def augmentation_table(per_seed: list[dict]) -> str:
 
 def two_stage_section(results: dict, figures: Path, doc_dir: Path) -> str:
     cfg, models = results["config"], results["models"]
-    if set(results["scan"]) != set(SCAN_METRICS):
-        raise SymtuneError("this two-stage results file was written by an older symtune (SCAN exact match only); "
-                           "re-run `symtune study two-stage` into a fresh --out")
     parts = ["## Symbol-evol and two-stage tuning (Symbol-LLM)", run_line(results),
              f"Seeds: {cfg['seeds']}, {cfg['steps']} tuning steps per schedule (recipe `{cfg['recipe']}` "
              f"{' '.join(cfg['overrides'])}); two stages: {cfg['injection_share']:.0%} injection; mixed stages "
@@ -144,18 +142,54 @@ def two_stage_section(results: dict, figures: Path, doc_dir: Path) -> str:
 
 SECTIONS = {"generalization": generalization_section, "two_stage": two_stage_section}
 
+# What the sections read from each study's results file, checked before any of it is used.
+NUMBER, OPTIONAL = (int, float), (int, float, type(None))
+SUMMARY = {"mean": NUMBER, "stderr": OPTIONAL}
+COMMON = {"study": str, "command": (str, type(None)), "seconds": NUMBER}
+SCHEMAS = {
+    "generalization": {
+        **COMMON,
+        "config": {"model": str, "size": str, "seeds": int, "steps": int, "recipe": str, "overrides": [str],
+                   "splitting": str, "icl_tokens": int, "max_items": int},
+        "protocols": Each(str), "accuracy": Each(Each(Each(SUMMARY))), "items": Each(Each(int)),
+        "chance": Each(Each(NUMBER)),
+        "augmentation": [Each(Each({"sentences": NUMBER, "true": NUMBER, "true_new": NUMBER}))],
+        "runs": [Each({"rows": int, "steps": int, "final_loss": NUMBER})],
+    },
+    "two_stage": {
+        **COMMON,
+        "config": {"model": str, "seeds": int, "steps": int, "recipe": str, "overrides": [str],
+                   "injection_share": NUMBER, "ratio": [NUMBER], "max_actions": int, "k": int, "n_eval": int,
+                   "natural_tasks": str, "forget_tasks": str, "forget_n": int, "forget_k": int},
+        "models": [str], "scan": Each(Each(Each(SUMMARY))), "icl": Each(Each(SUMMARY)), "losses": [Each([NUMBER])],
+    },
+}
+
+
+def read_study_results(path) -> dict:
+    results = read_json(path)
+    if not isinstance(results, dict) or results.get("study") not in SECTIONS:
+        raise SymtuneError(f"{path}: not a results file of `symtune study`")
+    if results["study"] == "two_stage" and isinstance(results.get("scan"), dict) and set(results["scan"]) != set(SCAN_METRICS):
+        raise SymtuneError(f"{path}: this two-stage results file was written by an older symtune (SCAN exact match "
+                           "only); re-run `symtune study two-stage` into a fresh --out")
+    check_schema(results, SCHEMAS[results["study"]], str(path))
+    return results
+
 
 def write_report(results_paths: list[str], doc) -> Path:
     """The Markdown document at `doc`, with its figures in a folder beside it named after it."""
     doc = Path(doc)
     figures = doc.parent / doc.stem
+    loaded = [(path, read_study_results(path)) for path in results_paths]  # all checked before anything is written
     figures.mkdir(parents=True, exist_ok=True)
     sections = [INTRO.strip()]
-    for path in results_paths:
-        results = read_json(path)
-        if not isinstance(results, dict) or results.get("study") not in SECTIONS:
-            raise SymtuneError(f"{path}: not a results file of `symtune study`")
-        sections.append(SECTIONS[results["study"]](results, figures, doc.parent))
+    for path, results in loaded:
+        try:
+            sections.append(SECTIONS[results["study"]](results, figures, doc.parent))
+        except (KeyError, IndexError, TypeError, ValueError, ZeroDivisionError) as e:
+            # the schema checks each field's type; this catches fields that disagree with each other
+            raise SymtuneError(f"{path}: inconsistent results file ({type(e).__name__}: {e}); re-run the study") from None
     with atomic_write(doc) as f:
         f.write("\n\n".join(sections) + "\n")
     return doc

@@ -1,7 +1,11 @@
 """Tasks from `datasets.load_dataset` (the hub, or local parquet / JSON / CSV files), and the
 paper's named presets (presets.yaml)."""
 
+import contextlib
 import difflib
+import logging
+import socket
+import urllib.parse
 
 from symtune.errors import SymtuneError
 from symtune.tasks.local import check_columns, columns, label_list, label_namer, read_presets, rows_to_examples
@@ -68,11 +72,48 @@ def load_hf(
 def load_split(id, config, split, data_files, revision, where):
     import datasets
 
+    went_offline = False
     try:
-        return datasets.load_dataset(id, config, split=split, data_files=data_files, revision=revision)
+        with quiet_hub() as went_offline:
+            return datasets.load_dataset(id, config, split=split, data_files=data_files, revision=revision)
     except Exception as e:  # hub, file and split errors come in many types; the user needs one line
         message = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise SymtuneError(f"{where}: cannot load split {split!r}: {message}") from None
+        hint = " (the hub is unreachable, so only the local cache was tried)" if went_offline else ""
+        raise SymtuneError(f"{where}: cannot load split {split!r}: {message}{hint}") from None
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    from huggingface_hub import constants
+
+    url = urllib.parse.urlparse(constants.ENDPOINT)
+    try:
+        socket.create_connection((url.hostname, url.port or 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+@contextlib.contextmanager
+def quiet_hub():
+    """No retry warnings from the hub client, and offline mode (the local cache only) when the hub
+    cannot be reached: otherwise the client retries for about 25 s, logging each try, before failing."""
+    import datasets
+    from huggingface_hub import constants
+
+    loggers = [logging.getLogger(name) for name in ("huggingface_hub", "datasets", "fsspec")]
+    levels = [logger.level for logger in loggers]
+    offline = constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    went_offline = not constants.HF_HUB_OFFLINE and not hub_reachable()
+    if went_offline:
+        constants.HF_HUB_OFFLINE = datasets.config.HF_HUB_OFFLINE = True
+    try:
+        yield went_offline
+    finally:
+        constants.HF_HUB_OFFLINE, datasets.config.HF_HUB_OFFLINE = offline
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
 
 
 def load_preset(name: str, seed: int = 0) -> Task:

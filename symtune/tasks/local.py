@@ -3,6 +3,7 @@ read through a column mapping. Also the column-mapping rules that the HF source 
 
 import csv
 import functools
+import sys
 from pathlib import Path
 
 import yaml
@@ -12,6 +13,8 @@ from symtune.io import read_json, read_jsonl
 from symtune.tasks.task import Example, Task
 
 PRESETS_FILE = Path(__file__).with_name("presets.yaml")
+# csv refuses fields over 128 KiB by default; JSONL has no such limit, and a long document is valid data
+csv.field_size_limit(sys.maxsize)
 
 
 @functools.cache
@@ -102,12 +105,14 @@ def load_task_dir(path) -> Task:
     if not is_task_dir(path):
         raise SymtuneError(f"{path}: a task folder needs a train.jsonl")
     meta = read_json(path / "meta.json") if (path / "meta.json").is_file() else {}
+    check_meta(meta, path / "meta.json")
     name = meta.get("name") or path.name
     train_rows = read_jsonl(path / "train.jsonl")
     test_rows = read_jsonl(path / "test.jsonl") if (path / "test.jsonl").is_file() else []
     pair = "text_pair" if train_rows and "text_pair" in train_rows[0] else None
+    to_label = label_namer(meta.get("labels"))  # class ids (0, 1, ...) name the labels in meta.json's order
     train, test = (
-        rows_to_examples(rows, "text", "label", pair, where=str(path / file))
+        rows_to_examples(rows, "text", "label", pair, to_label, where=str(path / file))
         for rows, file in ((train_rows, "train.jsonl"), (test_rows, "test.jsonl"))
     )
     return Task(
@@ -121,6 +126,20 @@ def load_task_dir(path) -> Task:
     ).validate()
 
 
+def check_meta(meta, where) -> None:
+    """meta.json: a mapping; name and instruction strings; labels a list of names or {class id: name}."""
+    if not isinstance(meta, dict):
+        raise SymtuneError(f"{where}: must be a JSON object with name, labels and instruction")
+    for key in ("name", "instruction"):
+        if meta.get(key) is not None and not isinstance(meta[key], str):
+            raise SymtuneError(f"{where}: field {key!r} must be a string, got {meta[key]!r:.40}")
+    labels = meta.get("labels")
+    names = list(labels.values()) if isinstance(labels, dict) else labels
+    if labels is not None and not (isinstance(names, list) and all(isinstance(n, str) for n in names)):
+        raise SymtuneError(f"{where}: field 'labels' must be a list of label names (or {{class id: name}}), "
+                           f"got {labels!r:.60}")
+
+
 def read_table(path, sep=None) -> list[dict]:
     """Rows of a .jsonl file, or of a delimited file (.csv, .tsv, or any file with `sep`) with a header."""
     path = Path(path)
@@ -132,12 +151,13 @@ def read_table(path, sep=None) -> list[dict]:
     # Tab-separated NLP files (GLUE, SST) contain bare quote characters: read them literally.
     quoting = csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL
     try:
-        with path.open(encoding="utf-8", newline="") as f:
+        # utf-8-sig: Excel starts a CSV with a byte-order mark, which would otherwise stick to the first column name
+        with path.open(encoding="utf-8-sig", newline="") as f:
             reader = csv.DictReader(f, delimiter=sep, quoting=quoting)
             try:
                 return list(reader)
-            except csv.Error as e:
-                raise SymtuneError(f"{path}:{reader.line_num}: malformed line: {e}") from None
+            except csv.Error as e:  # the inner reader's count is the line being read; DictReader's lags one row
+                raise SymtuneError(f"{path}:{reader.reader.line_num}: malformed line: {e}") from None
     except FileNotFoundError:
         raise SymtuneError(f"file not found: {path}") from None
     except (OSError, UnicodeDecodeError) as e:

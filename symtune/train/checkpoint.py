@@ -46,6 +46,9 @@ def save_checkpoint(accelerator, out: Path, step: int, state: dict, keep: int) -
         full = isinstance(e, OSError) and e.errno == errno.ENOSPC or "No space left" in str(e)
         error = (f"{'disk full' if full else 'cannot write'} while saving checkpoint {final.name}"
                  f"{kept}: {getattr(e, 'strerror', None) or e}")
+    except BaseException:  # SIGINT / SIGTERM mid-save: no half-written checkpoint folder stays behind
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     problem = first_error(accelerator, error, f"to save checkpoint {final.name}")  # all stop, or none
     if problem:
         if accelerator.is_main_process:

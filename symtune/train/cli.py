@@ -1,6 +1,7 @@
 """Flags of `symtune tune`; symtune.cli adds this parser to its subcommands."""
 
 from symtune.train.recipe import load_recipe
+from symtune.validate import check_outputs, positive_int
 
 
 def add_tune_parser(subparsers) -> None:
@@ -11,7 +12,7 @@ def add_tune_parser(subparsers) -> None:
     tune.add_argument("--out", required=True, help="output folder: the tuned model, log, loss curve and checkpoints")
     tune.add_argument("--recipe", default="cpu-small", help="shipped recipe (cpu-small, paper, two-stage) or YAML file")
     tune.add_argument("--lora", action="store_true", help="train a LoRA adapter (same as --set lora=true)")
-    tune.add_argument("--max-steps", type=int, help="optimizer steps (same as --set max_steps=N)")
+    tune.add_argument("--max-steps", type=positive_int, help="optimizer steps (same as --set max_steps=N)")
     tune.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                       help="override any recipe key (repeatable)")
     tune.add_argument("--resume", action="store_true", help="continue from the newest checkpoint in --out")
@@ -25,5 +26,10 @@ def run_tune(args) -> None:
     if args.max_steps is not None:
         overrides.append(f"max_steps={args.max_steps}")
     recipe = load_recipe(args.recipe, overrides)
+    from symtune.models import cache_dir
+
+    stage_data = [d for stage in recipe.stages for d in (stage["data"] if isinstance(stage["data"], list) else [stage["data"]])]
+    check_outputs({"--out": args.out}, {"model": args.model, "mixture": [args.data, *stage_data],
+                                        "model cache": str(cache_dir())})
     out = tune(args.model, args.data, args.out, recipe, resume=args.resume)
     print(f"tuned model -> {out}")

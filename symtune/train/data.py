@@ -13,26 +13,8 @@ from pathlib import Path
 import torch
 
 from symtune.errors import SymtuneError
-from symtune.io import read_json, read_jsonl
+from symtune.mixture import read_mixture
 from symtune.train.recipe import Recipe, stage_steps
-
-
-def read_mixture(path) -> tuple[list[dict], dict]:
-    """(rows, manifest) of a mixture folder, with every row checked."""
-    path = Path(path)
-    if not path.is_dir():
-        raise SymtuneError(f"mixture folder not found: {path}")
-    if not (path / "train.jsonl").is_file():
-        raise SymtuneError(f"{path} is not a mixture: it has no train.jsonl (build one with `symtune data build`)")
-    rows = read_jsonl(path / "train.jsonl")
-    if not rows:
-        raise SymtuneError(f"{path / 'train.jsonl'} is empty")
-    for i, row in enumerate(rows, 1):
-        prompt, completion = row.get("prompt"), row.get("completion")
-        if not (isinstance(prompt, str) and isinstance(completion, str) and prompt and completion):
-            raise SymtuneError(f"{path}/train.jsonl: row {i} needs a non-empty string prompt and completion")
-    manifest = read_json(path / "manifest.json") if (path / "manifest.json").is_file() else {}
-    return rows, manifest
 
 
 def encode(tokenizer, prompts: list[str], completions: list[str]) -> list[tuple[list[int], int]]:

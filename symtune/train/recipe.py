@@ -11,6 +11,8 @@ from pathlib import Path
 import yaml
 
 from symtune.errors import SymtuneError
+from symtune.io import read_yaml
+from symtune.validate import integer, real
 
 SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine", "cosine_with_min_lr", "inverse_sqrt",
               "warmup_stable_decay")
@@ -102,10 +104,7 @@ def parse_override(item: str) -> tuple[str, object]:
 def load_recipe(name_or_path: str = "cpu-small", overrides: dict | list[str] = ()) -> Recipe:
     """The recipe of a shipped name or YAML file, with overrides (a dict or "key=value" strings) applied."""
     path = recipe_path(name_or_path)
-    try:
-        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        raise SymtuneError(f"{path}: malformed YAML: {e}") from None
+    values = read_yaml(path) or {}
     if not isinstance(values, dict):
         raise SymtuneError(f"{path}: a recipe is a mapping of key: value")
     check_keys(values, str(path))
@@ -135,12 +134,7 @@ def checked(recipe: Recipe) -> Recipe:
         if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
             raise SymtuneError(f"recipe key {f.name} must be {names}, got {value!r}")
         setattr(recipe, f.name, value)
-    positive = {"max_steps": recipe.max_steps, "batch_size": recipe.batch_size, "max_seq_len": recipe.max_seq_len,
-                "save_every": recipe.save_every, "keep_checkpoints": recipe.keep_checkpoints, "lora_r": recipe.lora_r,
-                "micro_batch_tokens": 1 if recipe.micro_batch_tokens is None else recipe.micro_batch_tokens}
-    for key, value in positive.items():
-        if value < 1:
-            raise SymtuneError(f"recipe key {key} must be at least 1, got {value}")
+    check_numbers(recipe)
     if recipe.optimizer not in ("adamw", "adafactor"):
         raise SymtuneError(f"recipe key optimizer must be adamw or adafactor, got {recipe.optimizer!r}")
     if recipe.scheduler not in SCHEDULERS:
@@ -150,12 +144,30 @@ def checked(recipe: Recipe) -> Recipe:
                            f"packed prompts apart), got {recipe.attn_implementation!r}")
     if recipe.bf16 not in (True, False, "auto"):
         raise SymtuneError(f"recipe key bf16 must be true, false or auto, got {recipe.bf16!r}")
-    if recipe.symbol_fraction is not None and not 0.0 <= recipe.symbol_fraction <= 1.0:
-        raise SymtuneError(f"recipe key symbol_fraction must be in [0, 1], got {recipe.symbol_fraction}")
     for stage in recipe.stages:
         check_stage(stage)
     stage_steps(recipe)
     return recipe
+
+
+# the range of every numeric key (the shared validators also refuse nan and inf)
+POSITIVE_INTS = ("max_steps", "batch_size", "max_seq_len", "save_every", "keep_checkpoints", "lora_r", "lora_alpha",
+                 "micro_batch_tokens")
+FLOAT_RANGES = {"lr": {"above": 0.0}, "weight_decay": {"minimum": 0.0}, "max_grad_norm": {"above": 0.0},
+                "lora_dropout": {"minimum": 0.0, "maximum": 0.99}, "symbol_fraction": {"minimum": 0.0, "maximum": 1.0}}
+
+
+def check_numbers(recipe: Recipe) -> None:
+    for key in POSITIVE_INTS:
+        if getattr(recipe, key) is not None:
+            integer(getattr(recipe, key), f"recipe key {key}", minimum=1)
+    integer(recipe.warmup_steps, "recipe key warmup_steps", minimum=0)
+    integer(recipe.seed, "recipe key seed", minimum=0)
+    for step in recipe.snapshot_steps:
+        integer(step, "each of the recipe's snapshot_steps", minimum=1, maximum=recipe.max_steps)
+    for key, bounds in FLOAT_RANGES.items():
+        if getattr(recipe, key) is not None:
+            real(getattr(recipe, key), f"recipe key {key}", **bounds)
 
 
 def check_stage(stage) -> None:
