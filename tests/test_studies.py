@@ -42,7 +42,7 @@ def test_study_datasets_share_almost_no_entities_and_refuse_unknown_sizes(tiny_d
     for i in range(len(entities)):
         for j in range(i + 1, len(entities)):
             assert len(entities[i] & entities[j]) <= 2  # each dataset has its own seed
-    with pytest.raises(SymtuneError):
+    with pytest.raises(SymtuneError, match="unknown study size .huge."):
         gen.study_datasets(0, "huge")
 
 
@@ -52,7 +52,7 @@ def test_document_pairs_split_sentences_as_asked():
     cumulative = gen.document_pairs([doc], "cumulative")
     assert cumulative[0] == ("\n", "Grud are zept.") and cumulative[1] == ("\nGrud are zept.", " Grud vorp telk.")
     assert gen.document_pairs([doc], "none") == [("\n", doc)]
-    with pytest.raises(SymtuneError):
+    with pytest.raises(SymtuneError, match="unknown sentence splitting .random."):
         gen.document_pairs([doc], "random")
 
 
@@ -161,9 +161,9 @@ def test_symbol_evol_rows_take_strings_from_a_pool_and_exemplars_from_a_list():
         shots = re.findall(r"Input: (.*)\n", row["prompt"])
         assert shots[-1] == "jump left" and set(shots[:-1]) <= {e.text for e in train}
         assert row["completion"] == f" {row['mapping']['I_TURN_LEFT']} {row['mapping']['I_JUMP']}"
-    with pytest.raises(SymtuneError):
+    with pytest.raises(SymtuneError, match="a pool of 3 strings cannot name 6 symbols"):
         symbol_evol_rows(queries, SCAN_ACTIONS, task="t", n=1, seed=0, pool=pool[:3])
-    with pytest.raises(SymtuneError):
+    with pytest.raises(SymtuneError, match="Symbol-evol needs k=5 exemplars besides the query, got 4"):
         symbol_evol_rows(queries, SCAN_ACTIONS, task="t", n=1, seed=0, k=5, exemplars=train)
 
 
@@ -232,7 +232,7 @@ def test_both_studies_run_end_to_end_resume_and_report(tmp_path, tiny_model_dir)
     assert "`symtune study generalization`" in text and "`symtune study two-stage`" in text
     assert (tmp_path / "docs/results/generalization.png").stat().st_size > 0 and "](results/two_stage.png)" in text
     assert "symbol accuracy of the greedy output" in text
-    with pytest.raises(SymtuneError):
+    with pytest.raises(SymtuneError, match="not a results file of `symtune study`"):
         write_report([str(tmp_path / "gen/seed0/pretrained.json")], tmp_path / "bad.md")
     stale = json.loads((tmp_path / "two/results.json").read_text())
     stale["scan"] = stale["scan"]["exact"]  # results files before symbol accuracy
@@ -261,18 +261,18 @@ def test_cli_builds_configs_from_flags_then_quick_then_defaults(monkeypatch):
     args.func(args)
     assert (seen["cfg"].ratio, seen["cfg"].seeds, seen["out"]) == ((1.0, 3.0), 3, "x")
     args = parser.parse_args(["study", "two-stage", "--ratio", "1:x"])
-    with pytest.raises(SymtuneError):
+    with pytest.raises(SymtuneError, match="a weight must be a number, got 'x'"):
         args.func(args)
 
 
 def test_studies_refuse_bad_configs_before_loading_a_model():
-    with pytest.raises(SymtuneError):
+    with pytest.raises(SymtuneError, match="augmenters must be among oracle, self"):
         gen.run_generalization(gen.GeneralizationConfig(augmenters=("gemini",)), "unused")
-    with pytest.raises(SymtuneError):
+    with pytest.raises(SymtuneError, match="unknown sentence splitting .paragraphs."):
         gen.run_generalization(gen.GeneralizationConfig(splitting="paragraphs"), "unused")
-    with pytest.raises(SymtuneError):
+    with pytest.raises(SymtuneError, match="injection_share must leave both stages at least one of the 2 steps"):
         two_stage.run_two_stage(two_stage.TwoStageConfig(steps=2, injection_share=0.1), "unused")
-    with pytest.raises(SymtuneError):
+    with pytest.raises(SymtuneError, match="ratio is two non-negative weights .symbolic, natural., got .0, 0."):
         two_stage.run_two_stage(two_stage.TwoStageConfig(ratio=(0, 0)), "unused")
 
 

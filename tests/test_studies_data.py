@@ -292,7 +292,7 @@ def test_scan_interpretation_matches_the_dataset(command):
 @pytest.mark.parametrize("bad", ["", "jump jump", "walk and", "walk twice twice", "fly",
                                  "walk left and run and jump", "walk opposite around left"])
 def test_scan_rejects_malformed_commands(bad):
-    with pytest.raises(SymtuneError):
+    with pytest.raises(SymtuneError, match="not a SCAN command"):
         interpret(bad)
 
 
@@ -313,7 +313,7 @@ def test_scan_add_jump_and_length_properties():
     train, test = scan_split("length")
     assert max(len(interpret(c)) for c in train) == 22 < min(len(interpret(c)) for c in test)
     assert scan_split("simple", seed=0) != scan_split("simple", seed=1)
-    with pytest.raises(SymtuneError):
+    with pytest.raises(SymtuneError, match="unknown SCAN split 'mcd1'"):
         scan_split("mcd1")
 
 
@@ -354,7 +354,7 @@ def test_symbol_evol_renames_whole_symbols_of_any_vocabulary():
     mapping = {"<=": "Qa1", "AND": "zZ9"}
     assert rename_symbols("x <= 3 AND ANDROID(y)", mapping) == "x Qa1 3 zZ9 ANDROID(y)"
     examples = [Example("walk", "I_WALK"), Example("jump", "I_JUMP")]
-    with pytest.raises(SymtuneError):
+    with pytest.raises(SymtuneError, match="Symbol-evol needs a declared output vocabulary"):
         symbol_evol_rows(examples, {}, task="t", n=1, seed=0)
-    with pytest.raises(SymtuneError):
+    with pytest.raises(SymtuneError, match="Symbol-evol needs k=2 exemplars besides the query, got 1"):
         symbol_evol_rows(examples, SCAN_ACTIONS, task="t", n=1, seed=0, k=2)
