@@ -113,6 +113,7 @@ def main() -> None:
 
     from symtune.models import load_tokenizer, resolve_model
     from symtune.train.data import TrainingData
+    from symtune.train.loop import use_bf16
     from symtune.train.recipe import load_recipe
 
     path = resolve_model("smollm2-135m-instruct")
@@ -154,7 +155,8 @@ def main() -> None:
              "seconds": round(t["wall"], 2)}
             for name, t in timings.items()]
     result = {**info, "model": "smollm2-135m-instruct", "tasks": TASKS, "steps": args.steps, "warmup": args.warmup,
-              "batch_size": args.batch_size, "bf16_autocast": bf16, "attn_implementation": recipe.attn_implementation,
+              "batch_size": args.batch_size, "bf16_autocast": use_bf16(recipe.bf16, torch.device("cpu")),
+              "attn_implementation": recipe.attn_implementation,
               "lora_target_modules": recipe.lora_target_modules, "results": rows,
               "step_tokens_per_s": {name: t["step_tokens_per_s"] for name, t in timings.items()}}
     save(result, plot(timings), table(rows, COLUMNS))

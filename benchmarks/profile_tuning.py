@@ -22,7 +22,6 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-import torch
 from bench_train_speed import build_fixed_mixture, symtune_step
 from common import run_info, save, table, use_threads
 from torch.profiler import ProfilerActivity, profile

@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 from symtune.cli import main
 from symtune.errors import SymtuneError

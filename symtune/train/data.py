@@ -8,7 +8,6 @@ spread over several processes) sees exactly the prompts of an uninterrupted sing
 import math
 import random
 import sys
-from pathlib import Path
 
 import torch
 
