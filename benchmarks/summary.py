@@ -1,9 +1,10 @@
-"""The README's performance section, from the latest results in benchmarks/results/.
+"""docs/performance.md's tables and the README's headline ratios, from benchmarks/results/.
 
     .venv/bin/python benchmarks/summary.py
 
-Rewrites the block between the two `perf` markers in README.md. A full run's file is used where
-one exists, else the --quick run's (and the table says so). Nothing here is typed by hand.
+Rewrites the block between the `perf` markers in docs/performance.md and the one between the
+`perf-summary` markers in README.md. A full run's file is used where one exists, else the --quick
+run's (and the table says so). Nothing here is typed by hand.
 """
 
 import json
@@ -12,8 +13,8 @@ from pathlib import Path
 
 from common import RESULTS, table
 
-README = Path(__file__).resolve().parents[1] / "README.md"
-START, END = "<!-- perf:start -->", "<!-- perf:end -->"
+ROOT = Path(__file__).resolve().parents[1]
+README, PERFORMANCE = ROOT / "README.md", ROOT / "docs" / "performance.md"
 
 
 def latest(name: str) -> tuple[dict, str] | None:
@@ -27,7 +28,7 @@ def latest(name: str) -> tuple[dict, str] | None:
 def provenance(result: dict, file: str) -> str:
     quick = " (**quick run**: few steps or prompts, indicative only)" if "-quick" in file else ""
     load = result["load_average_at_start"][0]
-    return (f"`{result['command']}` → [{file}](benchmarks/results/{file}){quick}; {result['cores']} cores "
+    return (f"`{result['command']}` → [{file}](../benchmarks/results/{file}){quick}; {result['cores']} cores "
             f"({result['cpu']}); load average at start {load}.")
 
 
@@ -94,15 +95,42 @@ def section(name: str, title, rows, columns) -> str:
     return f"{title}\n\n{table(rows(result), columns)}\n\n{provenance(result, file)}"
 
 
+# (results name, what it compares, the rows whose ratio counts, the ratio's key) for the README
+HEADLINES = [
+    ("bench_train_speed", "tuning vs plain Hugging Face fine-tuning (full, LoRA)",
+     lambda r: r["config"] in ("full", "lora"), "speedup"),
+    ("bench_tuning-fp32", "tuning vs TRL `SFTTrainer` defaults, fp32 (full, LoRA)",
+     lambda r: r["run"] == "symtune", "speedup_vs_trl_default"),
+    ("bench_tuning", "tuning vs TRL `SFTTrainer` defaults, bf16 autocast (full, LoRA)",
+     lambda r: r["run"] == "symtune", "speedup_vs_trl_default"),
+    ("bench_scoring", "scoring vs lm-evaluation-harness (3 and 6 labels, fp32 and bf16)", lambda r: True, "ratio"),
+    ("bench_scoring_naive", "scoring vs one forward per prompt and label", lambda r: True, "speedup_wall"),
+]
+
+
+def headlines() -> str:
+    rows = []
+    for name, what, keep, key in HEADLINES:
+        found = latest(name)
+        if found:
+            ratios = [r[key] for r in found[0]["results"] if keep(r)]
+            rows.append(f"| {what} | {min(ratios):.2f}–{max(ratios):.2f}× | {found[0]['cpu']} |")
+    return "\n".join(["| symtune against | × | CPU |", "|---|---|---|", *rows])
+
+
+def rewrite(path: Path, marker: str, block: str) -> None:
+    start, end = f"<!-- {marker}:start -->", f"<!-- {marker}:end -->"
+    text = path.read_text(encoding="utf-8")
+    if start not in text:
+        raise SystemExit(f"{path} has no {start} … {end} block")
+    new = f"{start}\n{block}\n{end}"
+    path.write_text(re.sub(f"{re.escape(start)}.*?{re.escape(end)}", lambda _: new, text, flags=re.S), encoding="utf-8")
+    print(f"updated {path}")
+
+
 def main() -> None:
-    parts = [p for p in (section(*spec) for spec in SECTIONS) if p]
-    block = f"{START}\n" + "\n\n".join(parts) + f"\n{END}"
-    text = README.read_text(encoding="utf-8")
-    if START not in text:
-        raise SystemExit(f"README.md has no {START} … {END} block")
-    README.write_text(re.sub(f"{re.escape(START)}.*?{re.escape(END)}", lambda _: block, text, flags=re.S),
-                      encoding="utf-8")
-    print(f"updated the performance section of {README}")
+    rewrite(PERFORMANCE, "perf", "\n\n".join(p for p in (section(*spec) for spec in SECTIONS) if p))
+    rewrite(README, "perf-summary", headlines())
 
 
 if __name__ == "__main__":

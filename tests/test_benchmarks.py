@@ -131,3 +131,12 @@ def test_the_gpu_check_runs_on_the_cpu_with_tiny_models(tmp_path, tokenizer):
     assert rows["scoring gemma3 float32 tree"]["shortest_prompt"] > rows["scoring gemma3 float32 tree"]["sliding_window"]
     assert rows["resume (no FSDP on the CPU)"]["losses"] == rows["resume (no FSDP on the CPU)"]["uninterrupted"]
     assert (tmp_path / "gpu_check-cpu-tiny.md").read_text().count("| pass |") == sum(r["passed"] is True for r in rows.values())
+
+
+def test_the_performance_tables_and_ratios_are_the_ones_summary_writes():
+    import summary
+
+    performance = summary.PERFORMANCE.read_text(encoding="utf-8")
+    assert all(summary.section(*spec) in performance for spec in summary.SECTIONS)
+    ratios = summary.headlines()
+    assert ratios.count("\n") >= 4 and ratios in summary.README.read_text(encoding="utf-8")
