@@ -29,7 +29,8 @@ from common import RESULTS, run_info, table, use_threads  # noqa: E402
 from symtune.io import atomic_write, write_json  # noqa: E402
 from symtune.train.memory import TOLERANCE, estimate_bytes, fits, model_sizes, reference_sizes  # noqa: E402
 
-KNOBS = [(lora, checkpointing, bf16) for lora in (False, True) for checkpointing in (False, True) for bf16 in (False, True)]
+KNOBS = [(lora, checkpointing, bf16) for lora in (False, True) for checkpointing in (False, True)
+         for bf16 in (False, True)]
 SMALL = dict(hidden_size=256, intermediate_size=704, num_hidden_layers=4, num_attention_heads=8, num_key_value_heads=4,
              head_dim=32)
 
@@ -123,20 +124,23 @@ def gpu_rows(tokens: int) -> list[dict]:
             for checkpointing in (False, True):
                 e = estimate_bytes(sizes, tokens, lora, checkpointing, bf16=True, gpu=True)
                 rows.append({"model": name, "mode": "LoRA r=16 (q, v)" if lora else "full fine-tuning",
-                             "tokens": tokens, "gradient_checkpointing": checkpointing, "weights_gb": e["weights"] / 1e9,
+                             "tokens": tokens, "gradient_checkpointing": checkpointing,
+                             "weights_gb": e["weights"] / 1e9,
                              "grads_optimizer_gb": (e["grads"] + e["optimizer"]) / 1e9,
                              "activations_gb": e["activations"] / 1e9, "total_gb": e["total"] / 1e9,
                              "fits_80gb": fits(e["total"])})
     return rows
 
 
-MEASURED_COLUMNS = [("LoRA", "lora", ""), ("checkpointing", "gradient_checkpointing", ""), ("bf16 autocast", "bf16_autocast", ""),
+MEASURED_COLUMNS = [("LoRA", "lora", ""), ("checkpointing", "gradient_checkpointing", ""),
+                    ("bf16 autocast", "bf16_autocast", ""),
                     ("measured peak (MiB)", "measured_mb", ".1f"), ("estimate (MiB)", "estimate_mb", ".1f"),
                     ("estimate / measured", "estimate_over_measured", ".3f")]
 GPU_COLUMNS = [("model", "model", "s"), ("mode", "mode", "s"), ("tokens", "tokens", "d"),
                ("checkpointing", "gradient_checkpointing", ""),
                ("weights (GB)", "weights_gb", ".1f"), ("grads + AdamW (GB)", "grads_optimizer_gb", ".1f"),
-               ("activations (GB)", "activations_gb", ".1f"), ("total (GB)", "total_gb", ".1f"), ("fits 80 GB", "fits_80gb", "s")]
+               ("activations (GB)", "activations_gb", ".1f"), ("total (GB)", "total_gb", ".1f"),
+               ("fits 80 GB", "fits_80gb", "s")]
 
 
 def main() -> None:

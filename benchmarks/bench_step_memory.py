@@ -128,7 +128,8 @@ def main() -> None:
 
 
 COLUMNS = [("config", "config", "s"), ("tokens/s", "tokens_per_s", ".0f"),
-           ("× glibc default", "speedup_vs_glibc_default", ".2f"), ("page faults per step (median)", "median_page_faults_per_step", ".0f"),
+           ("× glibc default", "speedup_vs_glibc_default", ".2f"),
+           ("page faults per step (median)", "median_page_faults_per_step", ".0f"),
            ("peak RSS (GB)", "peak_rss_gb", ".2f")]
 
 

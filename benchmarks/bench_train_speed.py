@@ -73,7 +73,8 @@ def symtune_step(path: str, tokenizer, recipe, lora: bool, compile: bool, keep_m
     if keep_memory:
         keep_freed_memory()
     bf16 = use_bf16(recipe.bf16, accelerator.device)
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32, attn_implementation=recipe.attn_implementation)
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32,
+                                                 attn_implementation=recipe.attn_implementation)
     model = add_lora(model, recipe) if lora else model
     if compile:
         compile_layers(model)

@@ -8,8 +8,9 @@ block-diagonal attention and runs the LM head on the supervised positions only; 
 eager, and with the recipe's `compile: true` (each decoder layer through torch.compile, whose
 compiling falls in the untimed first step). TRL reads the prompts in symtune's order
 (sequential sampling), so both train on the same prompts at every step and the loss curves
-must overlay. Each run trains in a fresh process of its own. Otherwise TRL keeps its defaults, run twice: gradient checkpointing on (its
-default) and off ("tuned"); no packing (unsafe without FlashAttention). Full fine-tuning and LoRA.
+must overlay. Each run trains in a fresh process of its own. Otherwise TRL keeps its defaults,
+run twice: gradient checkpointing on (its default) and off ("tuned"); no packing (unsafe without
+FlashAttention). Full fine-tuning and LoRA.
 
 Speed is non-padding tokens (prompt + completion) per second of optimizer steps, counted
 the same way for both; the first step (kernel set-up) is left out. MFU: model FLOPs per
@@ -109,7 +110,8 @@ class StepTimer(TrainerCallback):
         self.seconds.append(time.perf_counter() - self.start)
 
 
-def run_trl(model_path: str, tokenizer, rows: list[dict], workdir: Path, args, lora: bool, checkpointing: bool) -> list[dict]:
+def run_trl(model_path: str, tokenizer, rows: list[dict], workdir: Path, args, lora: bool,
+            checkpointing: bool) -> list[dict]:
     from datasets import Dataset  # the benchmark extras, imported where they run (gpu_check runs without TRL)
     from trl import SFTConfig, SFTTrainer
 
@@ -158,7 +160,8 @@ def run_one(only: str, workdir: Path, args) -> list[dict]:
     if run.startswith("symtune"):
         return run_symtune(model_path, workdir, args, lora, compile=run == "symtune+compile")
     rows = read_jsonl(workdir / "ordered.jsonl")
-    return run_trl(model_path, load_tokenizer(model_path), rows, workdir, args, lora, checkpointing=run == "trl-default")
+    return run_trl(model_path, load_tokenizer(model_path), rows, workdir, args, lora,
+                   checkpointing=run == "trl-default")
 
 
 def tokens_per_s(log: list[dict]) -> float:
@@ -269,7 +272,8 @@ def main():
     # Without AVX512-BF16 / AMX a bf16 matmul is emulated, orders of magnitude slower: one small size shows it.
     peak = {"fp32": matmul_peak(torch.float32, sizes, repeats),
             "bf16": matmul_peak(torch.bfloat16, sizes if native else sizes[:1], repeats if native else 1)}
-    print(f"matmul peak, {args.threads} threads: fp32 {peak['fp32'] / 1e9:.0f} GFLOP/s, bf16 {peak['bf16'] / 1e9:.0f} GFLOP/s")
+    print(f"matmul peak, {args.threads} threads: fp32 {peak['fp32'] / 1e9:.0f} GFLOP/s, "
+          f"bf16 {peak['bf16'] / 1e9:.0f} GFLOP/s")
 
     model_path = resolve_model(args.model)
     tokenizer = load_tokenizer(model_path)
@@ -306,7 +310,8 @@ def main():
 
     summary = table(rows, [
         ("mode", "mode", "s"), ("run", "run", "s"), ("tokens/s", "tokens_per_s", ".0f"),
-        ("vs TRL default", "speedup_vs_trl_default", ".2f"), ("vs TRL no-ckpt", "speedup_vs_trl_no_checkpointing", ".2f"),
+        ("vs TRL default", "speedup_vs_trl_default", ".2f"),
+        ("vs TRL no-ckpt", "speedup_vs_trl_no_checkpointing", ".2f"),
         ("final loss", "final_loss", ".3f"), ("MFU", "mfu", ".1%"),
         ("MFU at layer shapes", "share_of_layer_matmul_rate", ".0%"), ("load before", "load_average_before", ".1f"),
     ])
@@ -314,7 +319,8 @@ def main():
     result = {**info, "model": args.model, "tasks": TASKS, "steps": args.steps, "batch_size": args.batch_size,
               "lr": args.lr, "max_tokens": args.max_tokens, "bf16_autocast": args.bf16,
               "targets": {"vs_trl_default": 2.0, "vs_trl_no_checkpointing": 1.5, "mfu": 0.3},
-              "bf16_native": native, "matmul_peak_flops": peak, "layer_matmul_flops": layer_rate, "results": rows, "loss_curves": curves}
+              "bf16_native": native, "matmul_peak_flops": peak, "layer_matmul_flops": layer_rate, "results": rows,
+              "loss_curves": curves}
     save(result, plot(curves, rows), summary)
 
 

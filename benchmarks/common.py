@@ -71,7 +71,8 @@ def table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
     """A Markdown table; columns: (heading, key, format spec)."""
     lines = ["| " + " | ".join(heading for heading, _, _ in columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
-        lines.append("| " + " | ".join("-" if row.get(key) is None else format(row[key], spec) for _, key, spec in columns) + " |")
+        lines.append("| " + " | ".join("-" if row.get(key) is None else format(row[key], spec)
+                                       for _, key, spec in columns) + " |")
     return "\n".join(lines)
 
 

@@ -44,8 +44,9 @@ def trl_title(result: dict) -> str:
 
 def profile_title(result: dict) -> str:
     step = result["unprofiled_step"]
-    return (f"**Where a tuning step's time goes** ({result['mode']}, torch.profiler; the step took {step['seconds']:.1f} s "
-            f"unprofiled, {step['tokens_per_s']:.0f} tokens/s; GFLOP/s: the matmuls' rate inside the step):")
+    return (f"**Where a tuning step's time goes** ({result['mode']}, torch.profiler; "
+            f"the step took {step['seconds']:.1f} s unprofiled, {step['tokens_per_s']:.0f} tokens/s; "
+            f"GFLOP/s: the matmuls' rate inside the step):")
 
 
 TRL_COLUMNS = [("mode", "mode", ""), ("run", "run", ""), ("tokens/s", "tokens_per_s", ".0f"),
@@ -72,7 +73,8 @@ SECTIONS = [  # (results name, title, the table's rows, its columns: (heading, k
      f"in the dtype `symtune eval` picks on that CPU, {r['dtype']}; the default on a CPU is {r['default_budget']}):",
      lambda r: r["results"], [("workload", "workload", ""), ("token budget", "token_budget", "d"),
                               ("prompts", "prompts", "d"), ("s/prompt", "seconds_per_prompt", ".3f"),
-                              ("× widest", "speedup_vs_widest", ".2f"), ("max abs Δ log-prob", "max_abs_logprob_diff", ".1e")]),
+                              ("× widest", "speedup_vs_widest", ".2f"),
+                              ("max abs Δ log-prob", "max_abs_logprob_diff", ".1e")]),
     ("bench_step_memory", lambda r: "**A tuning step's memory on a CPU** (symtune full fine-tuning, each configuration "
      f"in a fresh process, {r['mean_tokens_per_step']:.0f} tokens a step; `whole`: one forward and backward a step "
      "with keep_freed_memory(), as `symtune tune` runs on a CPU; 1024 and 512: `micro_batch_tokens`):",
@@ -81,8 +83,8 @@ SECTIONS = [  # (results name, title, the table's rows, its columns: (heading, k
                               ("page faults per step (median)", "median_page_faults_per_step", ".0f"),
                               ("peak RSS (GB)", "peak_rss_gb", ".2f")]),
     ("profile_tuning-full-compile", profile_title,
-     lambda r: r["results"], [("kind of work", "kind", ""), ("CPU seconds", "seconds", ".2f"), ("share", "share", ".0%"),
-                              ("GFLOP/s", "gflop_per_s", ".0f")]),
+     lambda r: r["results"], [("kind of work", "kind", ""), ("CPU seconds", "seconds", ".2f"),
+                              ("share", "share", ".0%"), ("GFLOP/s", "gflop_per_s", ".0f")]),
 ]
 
 

@@ -48,9 +48,11 @@ def check_tuning_tasks(tasks: list[Task], eval_tasks: list[str] = ()) -> None:
         if task.eval_only:
             raise SymtuneError(f"task {task.name} is evaluation-only (BIG-bench canary); it must never be tuned on")
         if task.meta.get("role") == "eval":
-            raise SymtuneError(f"task {task.name} is one of the paper's held-out evaluation datasets; it must not be tuned on")
+            raise SymtuneError(f"task {task.name} is one of the paper's held-out evaluation datasets; "
+                               "it must not be tuned on")
         if task.name in held_out:
-            raise SymtuneError(f"task {task.name} is also an evaluation task of this run; tune and evaluate on disjoint tasks")
+            raise SymtuneError(f"task {task.name} is also an evaluation task of this run; "
+                               "tune and evaluate on disjoint tasks")
         if task.is_generation:
             raise SymtuneError(f"task {task.name} is a generation task; symbol tuning needs classification tasks")
         if not task.train:
@@ -207,7 +209,8 @@ def read_mixture(path) -> tuple[list[dict], dict]:
                                "(is it a mixture from `symtune data build`?)")
     manifest = read_json(path / "manifest.json") if (path / "manifest.json").is_file() else {}
     if not isinstance(manifest, dict):
-        raise SymtuneError(f"{path / 'manifest.json'}: must be a JSON object (rebuild the mixture with `symtune data build`)")
+        raise SymtuneError(f"{path / 'manifest.json'}: must be a JSON object "
+                           "(rebuild the mixture with `symtune data build`)")
     return rows, manifest
 
 

@@ -200,7 +200,8 @@ def load_tokenizer(name_or_path: str):
 
 
 def bf16_native(device) -> bool:
-    """Whether `device` (a torch.device) computes bfloat16 natively: a CUDA GPU that supports it, or a CPU with AVX512-BF16 / AMX."""
+    """Whether `device` (a torch.device) computes bfloat16 natively: a CUDA GPU that supports it,
+    or a CPU with AVX512-BF16 / AMX."""
     import torch
 
     if device.type == "cuda":

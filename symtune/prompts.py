@@ -98,7 +98,8 @@ def render(fmt: str, x: str, y: str | None = None) -> str:
     return block if y is None else f"{block} {y}"
 
 
-def present_labels(task: Task, setting: Setting, rng: random.Random, pool: SymbolPool | None, avoid_natural: bool = True) -> list[str]:
+def present_labels(task: Task, setting: Setting, rng: random.Random, pool: SymbolPool | None,
+                   avoid_natural: bool = True) -> list[str]:
     """The label string shown for each natural label: the label itself or a fresh symbol."""
     if not setting.symbols:
         return list(task.labels)
@@ -242,7 +243,8 @@ def build_prompt(
     )
 
 
-def build_generation_prompt(task: Task, query: Example, rng: random.Random, *, k: int = 4, fmt: str = "input_output") -> Prompt:
+def build_generation_prompt(task: Task, query: Example, rng: random.Random, *, k: int = 4,
+                            fmt: str = "input_output") -> Prompt:
     """k-shot prompt for an input → target task; exemplars are other examples of the task.
     With k=0 the query's own text is the prompt (BIG-bench inputs that carry their shots)."""
     if k == 0:
@@ -252,7 +254,8 @@ def build_generation_prompt(task: Task, query: Example, rng: random.Random, *, k
         raise SymtuneError(f"task {task.name}: {len(pool)} examples besides the query, fewer than k={k}")
     shots = rng.sample(pool, k)
     text = "".join(render(fmt, input_text(ex), ex.label) + SEPARATOR for ex in shots)
-    return Prompt(text=text + render(fmt, input_text(query)), target=query.label, candidates=[], answer=-1, format=fmt, k=k, n_exemplars=k)
+    return Prompt(text=text + render(fmt, input_text(query)), target=query.label, candidates=[], answer=-1, format=fmt,
+                  k=k, n_exemplars=k)
 
 
 def eval_queries(task: Task, n: int | None, seed: int) -> list[Example]:

@@ -40,7 +40,6 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from symtune.errors import SymtuneError
 
-
 # transformers renamed the key/value cache argument and output field from past_key_values to cache
 # (the old name warns, and goes in 5.40); use whichever this version has.
 CACHE = "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
@@ -202,7 +201,8 @@ def target_logprobs(logits: torch.Tensor, targets: torch.Tensor, rows: torch.Ten
     return logprobs, is_argmax
 
 
-def continuation_scores(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> tuple[list[float], list[bool]]:
+def continuation_scores(logits: torch.Tensor, targets: torch.Tensor,
+                        mask: torch.Tensor) -> tuple[list[float], list[bool]]:
     """Summed log-prob and greedy flag over the masked positions of each row; logits[:, t]
     predicts targets[:, t]."""
     token_lp, is_argmax = (t.view(targets.shape) for t in target_logprobs(logits.flatten(0, 1), targets.flatten()))
@@ -228,7 +228,8 @@ def tree_attention(model) -> bool:
     type (transformers then takes one mask per layer type, see tree_masks)."""
     config = model.config.get_text_config()
     types = getattr(config, "layer_types", None)
-    known = set(types) <= {"full_attention", "sliding_attention"} if types is not None else sliding_window(model) is None
+    known = (set(types) <= {"full_attention", "sliding_attention"} if types is not None
+             else sliding_window(model) is None)
     return known and model.config._attn_implementation in ("sdpa", "eager")
 
 
@@ -240,7 +241,8 @@ def head_on(model, rows: torch.Tensor, slots: torch.Tensor):
     262k vocabulary). The head's own forward still runs, so what the model does after it (Gemma's
     final logit soft-capping) applies; the gathered input is contiguous, so a frozen head does
     not copy its weights either."""
-    handle = model.get_output_embeddings().register_forward_pre_hook(lambda _, args: (args[0][rows, slots][None], *args[1:]))
+    handle = model.get_output_embeddings().register_forward_pre_hook(
+        lambda _, args: (args[0][rows, slots][None], *args[1:]))
     try:
         yield
     finally:
@@ -327,7 +329,8 @@ def tree_masks(model, trees: list[Tree], mask: torch.Tensor, positions: torch.Te
         masks["sliding_attention"] = attend & (positions[:, None, :, None] - keys[:, None, None, :] < window)
     if model.config._attn_implementation == "eager":
         dtype = model.dtype
-        masks = {kind: torch.zeros(m.shape, dtype=dtype).masked_fill(~m, torch.finfo(dtype).min) for kind, m in masks.items()}
+        masks = {kind: torch.zeros(m.shape, dtype=dtype).masked_fill(~m, torch.finfo(dtype).min)
+                 for kind, m in masks.items()}
     return masks if window is not None else masks["full_attention"]
 
 

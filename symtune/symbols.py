@@ -28,7 +28,8 @@ def english_words(n: int) -> tuple[str, ...]:
     """The n most frequent lowercase ASCII alphabetic English words (wordfreq 'large' list)."""
     import wordfreq
 
-    words = [w for w in wordfreq.top_n_list("en", 2 * n, wordlist="large") if w.isascii() and w.isalpha() and w.islower()]
+    words = [w for w in wordfreq.top_n_list("en", 2 * n, wordlist="large")
+             if w.isascii() and w.isalpha() and w.islower()]
     if len(words) < n:
         raise SymtuneError(f"wordfreq has only {len(words)} usable English words, need {n}")
     return tuple(words[:n])

@@ -7,7 +7,6 @@ import torch
 
 from symtune.models import installed_version, load_tokenizer
 
-
 # Skips that mean a missing install, not a missing GPU or data: CI installs everything, so there
 # they fail, and a green CI cannot hide a suite that mostly skipped.
 MISSING_INSTALL = ("could not import", "the embedded model package is missing")

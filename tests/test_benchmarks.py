@@ -16,7 +16,8 @@ from symtune.scoring import score_requests
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 REQUESTS = [
-    ("Input: good movie\nOutput: 7291\n\nInput: bad film\nOutput: QXR\n\nInput: fine\nOutput:", [" 7291", " QXR", " lantern"]),
+    ("Input: good movie\nOutput: 7291\n\nInput: bad film\nOutput: QXR\n\nInput: fine\nOutput:",
+     [" 7291", " QXR", " lantern"]),
     ("Q: is it raining?\nA:", [" 12345", " ABCD"]),
 ]
 
@@ -68,7 +69,8 @@ def test_mfu_counts_weights_and_attention_as_palm(tmp_path, tokenizer):
     pytest.importorskip("trl")
     from bench_tuning import attention_span, flops_per_token
 
-    rows = [{"prompt": "Input: a\nOutput:", "completion": " 1"}, {"prompt": "Input: a b c d e f\nOutput:", "completion": " 2"}]
+    rows = [{"prompt": "Input: a\nOutput:", "completion": " 1"},
+            {"prompt": "Input: a b c d e f\nOutput:", "completion": " 2"}]
     lengths = [len(tokenizer(r["prompt"] + r["completion"]).input_ids) for r in rows]
     span = attention_span(tokenizer, rows)
     assert span == pytest.approx(sum(t * t for t in lengths) / sum(lengths)) and min(lengths) < span < max(lengths)
@@ -128,9 +130,11 @@ def test_the_gpu_check_runs_on_the_cpu_with_tiny_models(tmp_path, tokenizer):
     assert all(r["passed"] or r["skipped"] for r in rows.values())
     assert rows["packing sdpa"]["passed"] and rows["evaluation grid"]["dtypes"] == ["bfloat16"]
     assert rows["packing flash_attention_2"]["skipped"] == "flash attention needs a CUDA GPU"
-    assert rows["scoring gemma3 float32 tree"]["shortest_prompt"] > rows["scoring gemma3 float32 tree"]["sliding_window"]
+    assert (rows["scoring gemma3 float32 tree"]["shortest_prompt"]
+            > rows["scoring gemma3 float32 tree"]["sliding_window"])
     assert rows["resume (no FSDP on the CPU)"]["losses"] == rows["resume (no FSDP on the CPU)"]["uninterrupted"]
-    assert (tmp_path / "gpu_check-cpu-tiny.md").read_text().count("| pass |") == sum(r["passed"] is True for r in rows.values())
+    assert ((tmp_path / "gpu_check-cpu-tiny.md").read_text().count("| pass |")
+            == sum(r["passed"] is True for r in rows.values()))
 
 
 def test_the_performance_tables_and_ratios_are_the_ones_summary_writes():

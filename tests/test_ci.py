@@ -9,7 +9,8 @@ from pathlib import Path
 
 def test_a_skip_for_a_missing_install_fails_in_ci_and_only_there(tmp_path):
     shutil.copy(Path(__file__).with_name("conftest.py"), tmp_path / "conftest.py")
-    (tmp_path / "test_x.py").write_text("import pytest\n\ndef test_x():\n    pytest.importorskip('no_such_module_xyz')\n\n"
+    (tmp_path / "test_x.py").write_text("import pytest\n\ndef test_x():\n"
+                                        "    pytest.importorskip('no_such_module_xyz')\n\n"
                                         "def test_gpu():\n    pytest.skip('needs a GPU')\n")
 
     def run(ci: bool) -> str:

@@ -36,7 +36,8 @@ def bad_inputs(tmp):
         "missing path": ([f"{tmp}/nope"], "nope"),
         "malformed jsonl line": ([str(malformed)], "train.jsonl:2"),
         "unknown label": ([str(write_task(tmp / "unk", good_rows() + [{"text": "x", "label": "meh"}]))], "'meh'"),
-        "one class": ([str(write_task(tmp / "one", [{"text": f"t{i}", "label": "neg"} for i in range(5)]))], "one class"),
+        "one class": ([str(write_task(tmp / "one", [{"text": f"t{i}", "label": "neg"} for i in range(5)]))],
+                      "one class"),
         "empty text": ([str(write_task(tmp / "empty", good_rows() + [{"text": " ", "label": "neg"}]))], "empty text"),
         "class smaller than k": ([str(write_task(tmp / "small", good_rows(4))), "--k-min", "3"], "fewer than"),
         "unknown format": ([str(write_task(tmp / "fmt", good_rows())), "--format", "nope"], "unknown prompt format"),
@@ -57,7 +58,8 @@ def test_every_bad_input_is_one_clear_line_and_exit_2(tmp_path, capsys):
     for case, (args, needle) in bad_inputs(tmp_path).items():
         spec, *rest = args
         out_dir = tmp_path / f"out-{case.replace(' ', '-')}"
-        argv = ["data", "build", "--tasks", spec, "--n", "5"] + (rest if "--out" in rest else rest + ["--out", str(out_dir)])
+        argv = (["data", "build", "--tasks", spec, "--n", "5"]
+                + (rest if "--out" in rest else rest + ["--out", str(out_dir)]))
         code, out, err = run(capsys, *argv)
         assert code == 2, case
         assert err.startswith("symtune: error: ") and err.count("\n") == 1, (case, err)

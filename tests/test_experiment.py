@@ -35,7 +35,8 @@ def test_the_times_say_what_scoring_cost_even_when_the_run_read_the_cache():
 
 def test_a_suite_naming_a_row_scores_all_of_its_budgets():
     models = {**MODELS, "symbol-tuned @50": "a", "symbol-tuned @100": "b"}
-    _, chosen = suite_rows("headline", {"rows": ["symbol-tuned"]}, {k: v for k, v in models.items() if k != "symbol-tuned"})
+    _, chosen = suite_rows("headline", {"rows": ["symbol-tuned"]},
+                           {k: v for k, v in models.items() if k != "symbol-tuned"})
     assert list(chosen) == ["base", "symbol-tuned @50", "symbol-tuned @100"]
 
 
@@ -43,7 +44,8 @@ def test_budget_curves_and_verdicts_name_each_rows_last_budget_and_the_compariso
     from experiment import budget_curves, verdicts
     from test_report import fake_results
 
-    assert budget_curves({"base": "x", "s @50": "a", "s @100": "b", "c": "d"}) == {"s": [[50, "s @50"], [100, "s @100"]]}
+    assert (budget_curves({"base": "x", "s @50": "a", "s @100": "b", "c": "d"})
+            == {"s": [[50, "s @50"], [100, "s @100"]]})
     results = fake_results("grid", models=("base", "s @50", "s @100", "c"))
     results["curves"] = budget_curves(results["models"])
     results["comparisons"] = [["s @100", "c"]]

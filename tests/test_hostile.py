@@ -29,8 +29,10 @@ def rows(n=20, labels=LABELS):
 
 def task_folder(folder: Path, train=None, test=None, labels=LABELS) -> Path:
     folder.mkdir(parents=True)
-    (folder / "meta.json").write_text(json.dumps({"name": folder.name, "labels": list(labels), "instruction": "Is it good?"}))
-    for name, content in (("train.jsonl", rows() if train is None else train), ("test.jsonl", rows(8) if test is None else test)):
+    (folder / "meta.json").write_text(json.dumps({"name": folder.name, "labels": list(labels),
+                                                  "instruction": "Is it good?"}))
+    for name, content in (("train.jsonl", rows() if train is None else train),
+                          ("test.jsonl", rows(8) if test is None else test)):
         (folder / name).write_text("".join(json.dumps(r) + "\n" for r in content))
     return folder
 
@@ -89,7 +91,8 @@ def test_03_csv_with_a_byte_order_mark_works(tmp_path, capsys):
     path = tmp_path / "reviews.csv"
     lines = ["review,stars"] + [f"review number {i},{('bad', 'good')[i % 2]}" for i in range(20)]
     path.write_bytes(b"\xef\xbb\xbf" + "\r\n".join(lines).encode())  # as Excel writes it
-    code = main(["data", "build", "--tasks", f"{path}?text=review&label=stars", "--out", str(tmp_path / "mix"), "--n", "5"])
+    code = main(["data", "build", "--tasks", f"{path}?text=review&label=stars", "--out", str(tmp_path / "mix"),
+                 "--n", "5"])
     assert code == 0, capsys.readouterr().err
     assert len((tmp_path / "mix" / "train.jsonl").read_text().splitlines()) == 5
 
@@ -257,7 +260,8 @@ def test_late_errors_leave_no_empty_out_folder(tmp_path, capsys):
 
 
 def test_argparse_errors_are_one_line(tmp_path, capsys):
-    refused(capsys, tmp_path, ["data", "build", "--tasks", "t", "--out", tmp_path / "o", "--bogus"], "unrecognized arguments")
+    refused(capsys, tmp_path, ["data", "build", "--tasks", "t", "--out", tmp_path / "o", "--bogus"],
+            "unrecognized arguments")
     refused(capsys, tmp_path, ["eval", "--suite", "banana", "--out", tmp_path / "o"], "argument --suite")
     refused(capsys, tmp_path, ["nope"], "argument command")
 
@@ -406,12 +410,12 @@ def stop_when(proc: subprocess.Popen, ready, sig) -> str:
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGKILL])
 def test_tune_resumes_after_a_signal(tiny_model_dir, tmp_path, capsys, sig):
+    from helpers import toy_task
+
     from symtune.io import read_jsonl
     from symtune.mixture import MixtureConfig, build_mixture
     from symtune.train.loop import tune
     from symtune.train.recipe import load_recipe
-
-    from helpers import toy_task
 
     mix = tmp_path / "mix"
     build_mixture([toy_task("a", per_class=20)], mix, MixtureConfig(n=24, seed=0, k_min=1, k_max=2))

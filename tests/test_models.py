@@ -80,7 +80,8 @@ def test_failed_conversion_leaves_nothing_in_the_cache(tmp_path, monkeypatch):
 
 
 def test_fingerprint_follows_config_and_weights_not_the_path_or_file_times(tiny_model_dir, tmp_path):
-    copy = shutil.copytree(tiny_model_dir, tmp_path / "copy", copy_function=shutil.copy)  # new mtimes, as on another node
+    copy = shutil.copytree(tiny_model_dir, tmp_path / "copy",
+                           copy_function=shutil.copy)  # new mtimes, as on another node
     weights = copy / "model.safetensors"
     os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
     assert model_fingerprint(str(copy)) == model_fingerprint(str(tiny_model_dir))
@@ -135,7 +136,8 @@ def test_float16_is_refused_with_the_reason(name):
         models.torch_dtype(name, torch.device("cuda"))
 
 
-@pytest.mark.parametrize("kernel, says", [("no_such_kernel", "no_such_kernel"), ("flash_attention_2", "FlashAttention2")])
+@pytest.mark.parametrize("kernel, says",
+                         [("no_such_kernel", "no_such_kernel"), ("flash_attention_2", "FlashAttention2")])
 def test_an_unknown_or_missing_attention_implementation_is_one_clear_error(tiny_model_dir, kernel, says):
     if kernel == "flash_attention_2" and importlib.util.find_spec("flash_attn"):
         pytest.skip("flash-attn is installed")

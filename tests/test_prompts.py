@@ -6,7 +6,14 @@ from helpers import toy_task
 
 from symtune.errors import SymtuneError
 from symtune.prompts import (
-    FORMATS, GRID, SEPARATOR, Setting, build_eval_prompts, build_generation_prompt, build_prompt, input_text,
+    FORMATS,
+    GRID,
+    SEPARATOR,
+    Setting,
+    build_eval_prompts,
+    build_generation_prompt,
+    build_prompt,
+    input_text,
 )
 from symtune.symbols import eval_pool, tuning_pool
 from symtune.tasks.task import Example, Task
@@ -69,7 +76,8 @@ def test_natural_setting_with_instruction():
 
 def test_shuffled_order_interleaves_classes():
     task = toy_task()
-    orders = {tuple(shown_labels(build_prompt(task, task.test[0], random.Random(s), k=4, setting=Setting(symbols=False))))
+    orders = {tuple(shown_labels(build_prompt(task, task.test[0], random.Random(s), k=4,
+                                              setting=Setting(symbols=False))))
               for s in range(10)}
     assert len(orders) > 5  # not grouped by class in a fixed order
 

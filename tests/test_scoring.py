@@ -7,8 +7,15 @@ from transformers import AutoModelForCausalLM
 
 from symtune.errors import SymtuneError
 from symtune.scoring import (
-    Request, encode_request, generate_until, length_batches, normalize, score_requests, score_requests_naive,
-    target_logprobs, tree_attention,
+    Request,
+    encode_request,
+    generate_until,
+    length_batches,
+    normalize,
+    score_requests,
+    score_requests_naive,
+    target_logprobs,
+    tree_attention,
 )
 
 # Prompts of different lengths (so batches pad), 2-4 candidates, multi-token symbols.
@@ -203,7 +210,8 @@ def test_greedy_generation_is_batch_independent_and_flagged_greedy(model, tokeni
 def test_generation_feeds_the_lm_head_contiguous_inputs(model, tokenizer):
     # A strided input to a frozen bf16 head takes torch off its fast matmul (seconds per batch for Gemma).
     seen = []
-    handle = model.get_output_embeddings().register_forward_hook(lambda _, args, out: seen.append(args[0].is_contiguous()))
+    handle = model.get_output_embeddings().register_forward_hook(
+        lambda _, args, out: seen.append(args[0].is_contiguous()))
     try:
         generate_until(model, tokenizer, [ctx for ctx, _ in REQUESTS], max_new_tokens=3)
     finally:
@@ -267,7 +275,8 @@ def test_a_stop_string_is_sought_in_the_generated_text_alone(model, tokenizer):
     stop = context[-1] + tokenizer.decode(new[:1])[0]
     expected = next((i for i in range(1, 5) if stop in tokenizer.decode(new[:i])), 4)
     assert expected > 1
-    assert decoding_steps(model, lambda: generate_until(model, tokenizer, [context], stop=stop, max_new_tokens=4)) == expected
+    assert decoding_steps(model, lambda: generate_until(model, tokenizer, [context], stop=stop,
+                                                        max_new_tokens=4)) == expected
 
 
 @pytest.mark.parametrize("text, pattern, expected", [

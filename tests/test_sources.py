@@ -21,8 +21,8 @@ from symtune.tasks import (
     load_task_dir,
     load_task_list,
     load_tasks,
+    registry,
 )
-from symtune.tasks import registry
 from symtune.tasks.local import read_presets
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -231,8 +231,11 @@ def test_hf_class_names_are_the_default_labels(tmp_path, hf_cache):
 def test_hf_json_with_a_seeded_cap(tmp_path, hf_cache):
     rows = [{"sentence": f"s{i}", "sentiment": ["neg", "pos"][i % 2]} for i in range(40)]
     write_jsonl(tmp_path / "train.jsonl", rows)
-    load = lambda seed: load_hf("json", data_files=str(tmp_path / "train.jsonl"), text="sentence", label="sentiment",
-                                max_examples=10, seed=seed)
+
+    def load(seed):
+        return load_hf("json", data_files=str(tmp_path / "train.jsonl"), text="sentence", label="sentiment",
+                       max_examples=10, seed=seed)
+
     task = load(0)
     assert task.labels == ["neg", "pos"] and len(task.train) == 10
     assert task.train == load(0).train and task.train != load(1).train

@@ -10,9 +10,7 @@ import pytest
 from wordfreq import zipf_frequency
 
 from symtune.errors import SymtuneError
-from symtune.studies.facts import (
-    REPHRASINGS, TEMPLATES, Fact, derive, follows, global_augment, local_augment, render,
-)
+from symtune.studies.facts import REPHRASINGS, TEMPLATES, Fact, derive, follows, global_augment, local_augment, render
 from symtune.studies.generalization_data import GENERATORS, split_sentences
 from symtune.studies.nonsense import nonsense_words
 from symtune.studies.scan import SCAN_ACTIONS, all_commands, interpret, scan_split, scan_task

@@ -118,7 +118,8 @@ class FakeFlashAttention:
         monkeypatch.setattr(fa, "_loaded_implementation", "flash_attention_2")
         monkeypatch.setattr(fa, "_flash_fn", self.flash_attn_func)
         monkeypatch.setattr(fa, "_flash_varlen_fn", self.flash_attn_varlen_func)
-        monkeypatch.setattr(fa, "_process_flash_kwargs_fn", fa._lazy_define_process_function(self.flash_attn_varlen_func))
+        monkeypatch.setattr(fa, "_process_flash_kwargs_fn",
+                            fa._lazy_define_process_function(self.flash_attn_varlen_func))
 
 
 def sample_of_each_position(batch) -> torch.Tensor:
@@ -172,8 +173,8 @@ def test_flash_attention_tunes_like_sdpa(tiny_model_dir, tmp_path, monkeypatch):
         return model, tok
 
     monkeypatch.setattr(loop, "load_model", load_for_flash)
-    flash = tune(str(tiny_model_dir), mixture, tmp_path / "flash", quick(max_steps=3, attn_implementation="flash_attention_2"),
-                 progress=False)
+    flash = tune(str(tiny_model_dir), mixture, tmp_path / "flash",
+                 quick(max_steps=3, attn_implementation="flash_attention_2"), progress=False)
     assert fake.seen and all(q >= k for _, q, k in fake.seen)
     assert losses(flash) == pytest.approx(losses(sdpa), abs=1e-5)
 
@@ -493,7 +494,8 @@ def launch_two_processes(*args, timeout: int = 300) -> subprocess.CompletedProce
     except subprocess.TimeoutExpired:
         os.killpg(process.pid, signal.SIGKILL)
         stdout, stderr = process.communicate()
-        pytest.fail(f"the processes still ran after {timeout} s (a process waits for one that stopped?): {stderr[-3000:]}")
+        pytest.fail(f"the processes still ran after {timeout} s (a process waits for one that stopped?): "
+                    f"{stderr[-3000:]}")
     return subprocess.CompletedProcess(command, process.returncode, stdout, stderr)
 
 
@@ -508,8 +510,8 @@ def test_two_cpu_processes_match_one_process_on_the_same_global_batch(tiny_model
     recipe = quick(max_steps=3, save_every=100)
     tune(str(tiny_model_dir), mixture, tmp_path / "single", recipe, progress=False)
     done = launch_two_processes("-m", "symtune.cli", "tune", "--model", tiny_model_dir, "--data", mixture, "--out",
-                                tmp_path / "ddp", "--max-steps", "3", "--set", "batch_size=4", "--set", "warmup_steps=1",
-                                "--set", "save_every=100", "--set", "bf16=false")
+                                tmp_path / "ddp", "--max-steps", "3", "--set", "batch_size=4", "--set",
+                                "warmup_steps=1", "--set", "save_every=100", "--set", "bf16=false")
     assert done.returncode == 0, done.stderr[-3000:]
     assert losses(tmp_path / "ddp") == pytest.approx(losses(tmp_path / "single"), abs=1e-5)
     assert "processes: 2" in (tmp_path / "ddp" / "README.md").read_text()
@@ -528,7 +530,8 @@ torch.save = full_disk_on_process_0
 @pytest.mark.slow  # two processes start and import torch
 def test_a_failed_save_on_one_process_stops_every_process(tiny_model_dir, mixture, tmp_path):
     script = tmp_path / "run.py"
-    script.write_text(tune_script(tiny_model_dir, mixture, tmp_path / "ddp", quick(max_steps=3), DISK_FULL_ON_PROCESS_0))
+    script.write_text(tune_script(tiny_model_dir, mixture, tmp_path / "ddp", quick(max_steps=3),
+                                  DISK_FULL_ON_PROCESS_0))
     # before the fix only process 0 raised, and process 1 waited at the next barrier until torchrun's agent
     # killed it (across machines: until the process group's timeout)
     done = launch_two_processes(script)
@@ -620,7 +623,8 @@ def test_zero3_needs_gathered_weights_and_no_merged_lora_and_fsdp_no_merged_lora
 
     check_setup(backend("DEEPSPEED", "deepspeed-zero3.json"), quick(lora=True))  # the shipped ZeRO-3 config saves
     accelerator = backend("DEEPSPEED", "deepspeed-zero3.json")
-    del accelerator.state.deepspeed_plugin.deepspeed_config["zero_optimization"]["stage3_gather_16bit_weights_on_model_save"]
+    del accelerator.state.deepspeed_plugin.deepspeed_config["zero_optimization"][
+        "stage3_gather_16bit_weights_on_model_save"]
     with pytest.raises(SymtuneError, match="stage3_gather_16bit_weights_on_model_save: true"):
         check_setup(accelerator, quick())
     with pytest.raises(SymtuneError, match="merge_lora is not supported with sharded weights"):
@@ -693,6 +697,7 @@ def test_snapshot_steps_write_the_model_as_trained_so_far(tiny_model_dir, mixtur
 def test_fp16_mixed_precision_is_refused_before_training(tiny_model_dir, mixture, tmp_path, monkeypatch):
     # `accelerate launch --mixed_precision fp16` sets this variable.
     monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "fp16")
-    with pytest.raises(SymtuneError, match="fp16 mixed precision is not supported: leave accelerate's mixed_precision at no"):
+    with pytest.raises(SymtuneError,
+                       match="fp16 mixed precision is not supported: leave accelerate's mixed_precision at no"):
         tune(str(tiny_model_dir), mixture, tmp_path / "out", quick())
     assert not (tmp_path / "out" / "train_log.jsonl").exists()

@@ -30,18 +30,23 @@ def command_line() -> str:
 
 
 def add_common(p, out: str) -> None:
-    p.add_argument("--model", default=None, help="embedded name (default smollm2-135m-instruct), model folder, .gguf or hub id")
+    p.add_argument("--model", default=None,
+                   help="embedded name (default smollm2-135m-instruct), model folder, .gguf or hub id")
     p.add_argument("--out", default=out, help="run folder; a re-run resumes where it stopped")
     p.add_argument("--quick", action="store_true", help="a small version that runs in minutes")
-    p.add_argument("--seeds", type=positive_int, default=None, help="study seeds, new data and tuning runs each (default 3)")
+    p.add_argument("--seeds", type=positive_int, default=None,
+                   help="study seeds, new data and tuning runs each (default 3)")
     p.add_argument("--steps", type=positive_int, default=None, help="tuning steps of every run")
     p.add_argument("--recipe", default=None, help="shipped recipe name or YAML file (default cpu-small)")
-    p.add_argument("--set", action="append", default=None, metavar="KEY=VALUE", help="override a recipe key (repeatable)")
-    p.add_argument("--keep-models", action="store_true", default=None, help="keep the tuned weights (deleted once scored)")
+    p.add_argument("--set", action="append", default=None, metavar="KEY=VALUE",
+                   help="override a recipe key (repeatable)")
+    p.add_argument("--keep-models", action="store_true", default=None,
+                   help="keep the tuned weights (deleted once scored)")
 
 
 def add_study_parser(subparsers) -> None:
-    study = subparsers.add_parser("study", help="the sibling studies: generalization (Lampinen) and two-stage (Symbol-LLM)")
+    study = subparsers.add_parser("study",
+                                  help="the sibling studies: generalization (Lampinen) and two-stage (Symbol-LLM)")
     sub = study.add_subparsers(dest="study_command", required=True)
 
     gen = sub.add_parser("generalization", help="ICL vs fine-tuning vs augmented fine-tuning on nonsense-word data")
@@ -55,13 +60,19 @@ def add_study_parser(subparsers) -> None:
 
     two = sub.add_parser("two-stage", help="Symbol-evol SCAN: injection → infusion vs one-stage training")
     add_common(two, "runs/study-two-stage")
-    two.add_argument("--injection-share", type=fraction, default=None, help="share of the steps in the injection stage (0.5)")
-    two.add_argument("--ratio", default=None, help="symbolic:natural weights in the mixed stage (default 1:1, as the paper)")
-    two.add_argument("--k", type=nonnegative_int, default=None, help="solved exemplars per Symbol-evol prompt (default 0)")
-    two.add_argument("--max-actions", type=positive_int, default=None, help="SCAN commands of at most this many actions (8)")
+    two.add_argument("--injection-share", type=fraction, default=None,
+                     help="share of the steps in the injection stage (0.5)")
+    two.add_argument("--ratio", default=None,
+                     help="symbolic:natural weights in the mixed stage (default 1:1, as the paper)")
+    two.add_argument("--k", type=nonnegative_int, default=None,
+                     help="solved exemplars per Symbol-evol prompt (default 0)")
+    two.add_argument("--max-actions", type=positive_int, default=None,
+                     help="SCAN commands of at most this many actions (8)")
     two.add_argument("--n-eval", type=positive_int, default=None, help="SCAN test commands per split")
-    two.add_argument("--natural-tasks", default=None, help="task specs of the natural-label data (builtin:numbers,builtin:strings)")
-    two.add_argument("--forget-tasks", default=None, help="task specs of the forgetting check, never tuned on (builtin:lexical)")
+    two.add_argument("--natural-tasks", default=None,
+                     help="task specs of the natural-label data (builtin:numbers,builtin:strings)")
+    two.add_argument("--forget-tasks", default=None,
+                     help="task specs of the forgetting check, never tuned on (builtin:lexical)")
     two.add_argument("--forget-n", type=positive_int, default=None, help="ICL prompts per forgetting task")
     two.add_argument("--forget-k", type=positive_int, default=None, help="exemplars per class in those prompts (2)")
     two.set_defaults(func=run_two_stage_command)
@@ -69,7 +80,8 @@ def add_study_parser(subparsers) -> None:
     rep = sub.add_parser("report", help="the results Markdown (with plots) from the studies' results.json files")
     rep.add_argument("results", nargs="+", help="results.json files of `symtune study generalization / two-stage`")
     rep.add_argument("--out", default="docs/results/studies.md",
-                     help="the Markdown file (figures go in a folder beside it); docs/results.md gathers docs/results/*.md")
+                     help="the Markdown file (figures go in a folder beside it); "
+                          "docs/results.md gathers docs/results/*.md")
     rep.set_defaults(func=run_report_command, out_is_file=True)
 
 
@@ -91,7 +103,8 @@ def run_generalization_command(args) -> None:
     check_study_paths(args)
     augmenters = tuple(a.strip() for a in args.augmenters.split(",") if a.strip()) if args.augmenters else None
     cfg = make_config(GeneralizationConfig, "generalization", args.quick, **common_flags(args), size=args.size,
-                      splitting=args.splitting, augmenters=augmenters, icl_tokens=args.icl_tokens, max_items=args.max_items)
+                      splitting=args.splitting, augmenters=augmenters, icl_tokens=args.icl_tokens,
+                      max_items=args.max_items)
     run_generalization(cfg, args.out, command_line())
 
 
@@ -102,10 +115,10 @@ def run_two_stage_command(args) -> None:
     ratio = None
     if args.ratio is not None:
         ratio = tuple(real(w, f"--ratio {args.ratio!r}: a weight", minimum=0.0) for w in args.ratio.split(":"))
-    cfg = make_config(TwoStageConfig, "two_stage", args.quick, **common_flags(args), injection_share=args.injection_share,
-                      ratio=ratio, k=args.k, max_actions=args.max_actions, n_eval=args.n_eval,
-                      natural_tasks=args.natural_tasks, forget_tasks=args.forget_tasks, forget_n=args.forget_n,
-                      forget_k=args.forget_k)
+    cfg = make_config(TwoStageConfig, "two_stage", args.quick, **common_flags(args),
+                      injection_share=args.injection_share, ratio=ratio, k=args.k, max_actions=args.max_actions,
+                      n_eval=args.n_eval, natural_tasks=args.natural_tasks, forget_tasks=args.forget_tasks,
+                      forget_n=args.forget_n, forget_k=args.forget_k)
     run_two_stage(cfg, args.out, command_line())
 
 

@@ -22,10 +22,17 @@ from pathlib import Path
 
 from symtune.errors import SymtuneError
 from symtune.stats import mean_se
-from symtune.studies.facts import TEMPLATES, REPHRASINGS, Fact, global_augment, local_augment, render
+from symtune.studies.facts import REPHRASINGS, TEMPLATES, Fact, global_augment, local_augment, render
 from symtune.studies.generalization_data import GENERATORS, MCItem, StudyData, split_sentences
 from symtune.studies.runs import (
-    Clock, cached, drop_weights, load_scored, scoring_record, study_recipe, tuned, write_mixture,
+    Clock,
+    cached,
+    drop_weights,
+    load_scored,
+    scoring_record,
+    study_recipe,
+    tuned,
+    write_mixture,
 )
 
 DOC_START = "\n"  # every training row and test context starts here: a plain-text document start

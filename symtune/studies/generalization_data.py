@@ -17,7 +17,16 @@ from operator import attrgetter
 
 from symtune.errors import SymtuneError
 from symtune.studies.facts import (
-    REPHRASINGS, TEMPLATES, Fact, derive, follows, forward, render, sentence, statements, stem,
+    REPHRASINGS,
+    TEMPLATES,
+    Fact,
+    derive,
+    follows,
+    forward,
+    render,
+    sentence,
+    statements,
+    stem,
 )
 from symtune.studies.nonsense import nonsense_words
 

@@ -28,7 +28,8 @@ MODEL_NAMES = {"pretrained": "pretrained", "injection": "injection only (symboli
 
 def run_line(results: dict) -> str:
     minutes = results["seconds"] / 60
-    return f"Command: `{results['command'] or '(not recorded)'}` — wall time {minutes:.1f} min, model `{results['config']['model']}`."
+    return (f"Command: `{results['command'] or '(not recorded)'}` — wall time {minutes:.1f} min, "
+            f"model `{results['config']['model']}`.")
 
 
 def plot(path: Path, panels: list[tuple[str, list[str], dict[str, list], list[float] | None]], ylabel: str) -> None:
@@ -85,9 +86,10 @@ def generalization_section(results: dict, figures: Path, doc_dir: Path) -> str:
               "true fact exactly, and the share that words a true fact in a wording no training document contains.",
               augmentation_table(results["augmentation"])]
     runs = results["runs"][0]
-    parts += ["### Tuning runs (seed 0)", table(["protocol", "rows", "steps", "final loss (last 10 steps)"],
-                                                [[protocols[p], str(r["rows"]), str(r["steps"]), f"{r['final_loss']:.3f}"]
-                                                 for p, r in runs.items()])]
+    parts += ["### Tuning runs (seed 0)",
+              table(["protocol", "rows", "steps", "final loss (last 10 steps)"],
+                    [[protocols[p], str(r["rows"]), str(r["steps"]), f"{r['final_loss']:.3f}"]
+                     for p, r in runs.items()])]
     path = figures / "generalization.png"
     plot(path, panels, "accuracy (%)")
     parts.append(f"![generalization study]({path.relative_to(doc_dir)})")
@@ -170,7 +172,8 @@ def read_study_results(path) -> dict:
     results = read_json(path)
     if not isinstance(results, dict) or results.get("study") not in SECTIONS:
         raise SymtuneError(f"{path}: not a results file of `symtune study`")
-    if results["study"] == "two_stage" and isinstance(results.get("scan"), dict) and set(results["scan"]) != set(SCAN_METRICS):
+    if (results["study"] == "two_stage" and isinstance(results.get("scan"), dict)
+            and set(results["scan"]) != set(SCAN_METRICS)):
         raise SymtuneError(f"{path}: this two-stage results file was written by an older symtune (SCAN exact match "
                            "only); re-run `symtune study two-stage` into a fresh --out")
     check_schema(results, SCHEMAS[results["study"]], str(path))
@@ -189,7 +192,8 @@ def write_report(results_paths: list[str], doc) -> Path:
             sections.append(SECTIONS[results["study"]](results, figures, doc.parent))
         except (KeyError, IndexError, TypeError, ValueError, ZeroDivisionError) as e:
             # the schema checks each field's type; this catches fields that disagree with each other
-            raise SymtuneError(f"{path}: inconsistent results file ({type(e).__name__}: {e}); re-run the study") from None
+            raise SymtuneError(f"{path}: inconsistent results file ({type(e).__name__}: {e}); "
+                               "re-run the study") from None
     with atomic_write(doc) as f:
         f.write("\n\n".join(sections) + "\n")
     return doc

@@ -16,7 +16,8 @@ from symtune.tasks.task import Example
 ALPHABET = string.ascii_letters + string.digits
 
 
-def fresh_strings(symbols: list[str], rng: random.Random, length: int = 6, pool: list[str] | None = None) -> dict[str, str]:
+def fresh_strings(symbols: list[str], rng: random.Random, length: int = 6,
+                  pool: list[str] | None = None) -> dict[str, str]:
     """A distinct random [A-Za-z0-9] string of `length` characters for every symbol, or a
     distinct random pick from `pool` when one is given."""
     if pool is not None:

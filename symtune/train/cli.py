@@ -28,7 +28,8 @@ def run_tune(args) -> None:
     recipe = load_recipe(args.recipe, overrides)
     from symtune.models import cache_dir
 
-    stage_data = [d for stage in recipe.stages for d in (stage["data"] if isinstance(stage["data"], list) else [stage["data"]])]
+    stage_data = [d for stage in recipe.stages
+                  for d in (stage["data"] if isinstance(stage["data"], list) else [stage["data"]])]
     check_outputs({"--out": args.out}, {"model": args.model, "mixture": [args.data, *stage_data],
                                         "model cache": str(cache_dir())})
     out = tune(args.model, args.data, args.out, recipe, resume=args.resume)

@@ -263,7 +263,8 @@ def tune(model: str, data=None, out="run", recipe: Recipe | str = "cpu-small", r
     # Accelerator reads it, since its fp16 autocast would be switched off by ours, its loss scaling left on.
     if os.environ.get("ACCELERATE_MIXED_PRECISION", "no").lower() == "fp16":
         raise SymtuneError("fp16 mixed precision is not supported: leave accelerate's mixed_precision at no; "
-                           "the recipe key bf16 turns on bf16 autocast where the GPU has bf16, else training runs in fp32")
+                           "the recipe key bf16 turns on bf16 autocast where the GPU has bf16, "
+                           "else training runs in fp32")
     accelerator = make_accelerator()
     world, rank = accelerator.num_processes, accelerator.process_index
     if recipe.batch_size < world:
