@@ -22,11 +22,12 @@ from pathlib import Path
 
 
 from common import DATA, run_info, use_threads
-from symtune.evaluate import Condition, EvalConfig, classification_items, rank_request
 from symtune.io import write_json
+from symtune.judge import rank_request
 from symtune.models import load_model
 from symtune.prompts import Setting
 from symtune.scoring import Request, score_requests, score_requests_naive
+from symtune.suites import Condition, EvalConfig, build_items
 from symtune.tasks.registry import load_task_list
 
 TASKS = {3: "financial_phrasebank", 6: "trec"}  # number of labels -> task
@@ -34,8 +35,8 @@ TASKS = {3: "financial_phrasebank", 6: "trec"}  # number of labels -> task
 
 def workloads(task, n: int, k: int) -> dict[str, list[Request]]:
     """The requests `symtune eval` scores for the grid's symbol setting, without and with calibration."""
-    items = classification_items(task, Condition("symbols", "symbols", Setting(), k), 0, EvalConfig("grid", n=n, k=k))
-    return {"plain": [Request(i["text"], [" " + c for c in i["candidates"]]) for i in items],
+    _, items = build_items([task], EvalConfig("grid", n=n, k=k, seeds=(0,)), [Condition("symbols", "symbols", Setting(), k)])
+    return {"plain": [Request(i.text, [" " + c for c in i.candidates]) for i in items],
             "calibrated": [rank_request(i) for i in items]}
 
 

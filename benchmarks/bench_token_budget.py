@@ -26,9 +26,10 @@ import torch
 from common import DATA, run_info, save, table, use_threads
 
 from symtune.demo import split_tasks
-from symtune.evaluate import EvalConfig, build_items, rank_request
+from symtune.judge import rank_request
 from symtune.models import load_model, torch_dtype
 from symtune.scoring import CPU_BUDGET, score_requests
+from symtune.suites import EvalConfig, build_items
 
 
 def workloads(n: int) -> dict[str, list]:

@@ -20,11 +20,12 @@ import yaml
 
 from symtune.demo import split_tasks
 from symtune.errors import SymtuneError
-from symtune.evaluate import EvalConfig, evaluate
+from symtune.evaluate import evaluate
 from symtune.io import atomic_write, read_jsonl
 from symtune.mixture import MixtureConfig, build_mixture
 from symtune.report import markdown, report, write_results
 from symtune.stats import excludes_zero, paired_difference
+from symtune.suites import EvalConfig
 from symtune.tasks.registry import load_task_list
 from symtune.tasks.task import class_pairs
 from symtune.train.loop import LOG, ensure_tuned

@@ -3,14 +3,21 @@
 import argparse
 import signal
 import sys
+import time
 from pathlib import Path
 
 from symtune import __version__
 from symtune.demo import add_demo_parser
 from symtune.errors import SymtuneError
-from symtune.evaluate import add_eval_parser
-from symtune.report import add_report_parser
+from symtune.evaluate import evaluate
+from symtune.lmeval_export import export_suite
+from symtune.mixture import MixtureConfig, build_mixture, check_config, print_mixture_summary, read_mixture
+from symtune.models import cache_dir, load_tokenizer
+from symtune.prompts import Setting, build_eval_prompts
+from symtune.report import add_report_parser, markdown, write_results
 from symtune.studies.cli import add_study_parser
+from symtune.suites import SUITES, EvalConfig, build_items
+from symtune.tasks.registry import load_task_list, load_tasks
 from symtune.train.cli import add_tune_parser
 from symtune.validate import NewFolders, check_outputs, check_own_folder, fraction, nonnegative_int, positive_int
 
@@ -57,10 +64,6 @@ def split_specs(specs: str) -> list[str]:
 def eval_task_names(specs: str, seed: int) -> list[str]:
     """Names of held-out tasks: a local folder or builtin spec gives its task names; anything
     else (a preset or task name) is taken as a name, without touching the network."""
-    from pathlib import Path
-
-    from symtune.tasks.registry import load_tasks
-
     names = []
     for spec in split_specs(specs):
         local = Path(spec.split("?")[0]).exists() or spec.startswith("builtin")
@@ -69,11 +72,6 @@ def eval_task_names(specs: str, seed: int) -> list[str]:
 
 
 def run_data_build(args) -> None:
-    import time
-
-    from symtune.mixture import MixtureConfig, build_mixture, check_config, print_mixture_summary
-    from symtune.tasks.registry import load_task_list
-
     cfg = MixtureConfig(
         n=args.n, seed=args.seed, cap=args.cap, k_min=args.k_min, k_max=args.k_max,
         symbol_fraction=0.0 if args.natural else args.symbol_fraction, random_labels=args.random_labels,
@@ -87,8 +85,6 @@ def run_data_build(args) -> None:
     tasks = load_task_list(split_specs(args.tasks), seed=args.seed)
     tokenizer = None
     if args.tokenizer:
-        from symtune.models import load_tokenizer
-
         tokenizer = load_tokenizer(args.tokenizer)
     manifest = build_mixture(tasks, args.out, cfg, eval_tasks=eval_task_names(args.eval_tasks, args.seed),
                              tokenizer=tokenizer, progress=sys.stderr.isatty())
@@ -97,8 +93,6 @@ def run_data_build(args) -> None:
 
 def run_data_show(args) -> None:
     if args.source:
-        from symtune.mixture import read_mixture
-
         rows, _ = read_mixture(args.source)
         for row in rows[: args.n]:
             print(f"=== {row.get('id')} · {row.get('task')} · {row.get('kind')} · {row.get('format')} · "
@@ -108,15 +102,70 @@ def run_data_show(args) -> None:
         return
     if not args.tasks:
         raise SymtuneError("give a mixture folder or --tasks")
-    from symtune.prompts import Setting, build_eval_prompts
-    from symtune.tasks.registry import load_task_list
-
     setting = Setting(instruction=args.instruction, symbols=not args.natural, flip=args.flip, flip_query=args.flip_query)
     for task in load_task_list(split_specs(args.tasks), seed=args.seed):
         for i, prompt in enumerate(build_eval_prompts(task, n=args.n, k=args.k, setting=setting, seed=args.seed, fmt=args.format)):
             print(f"=== {task.name} #{i} · {setting.name} · {prompt.format} · mapping {prompt.mapping} · answer {prompt.target!r}")
             print(prompt.text + prompt.completion)
             print()
+
+
+def add_eval_parser(subparsers) -> None:
+    p = subparsers.add_parser("eval", help="in-context-learning evaluation suites (papers.md §1.7–1.10)")
+    p.add_argument("--model", action="append", default=[], help="model to evaluate (repeat for several)")
+    p.add_argument("--suite", required=True, choices=SUITES)
+    p.add_argument("--tasks", default=None, help="task specs, comma-separated (the linear suite defaults to builtin:linear)")
+    p.add_argument("--out", required=True, help="output folder: results.json, results.md, cache/")
+    p.add_argument("--n", type=positive_int, default=100, help="prompts per task and seed (paper: at most 100)")
+    p.add_argument("--k", type=positive_int, default=4, help="exemplars per class (the kcurve suite sweeps 1, 2, 4, 8)")
+    p.add_argument("--seeds", type=positive_int, default=3, help="number of seeds (new exemplars and symbols each)")
+    p.add_argument("--format", default=None, help="one fixed prompt format (default: a seeded random one per prompt)")
+    p.add_argument("--no-calibration", action="store_true", help="skip the content-free pass (acc_calibrated)")
+    p.add_argument("--generate", action="store_true", help="also greedy generation + exact match on classification prompts")
+    p.add_argument("--max-new-tokens", type=positive_int, default=48, help="cap on generated tokens (it stops at the line break)")
+    p.add_argument("--token-budget", type=positive_int, default=None,
+                   help="prompt tokens a batch may hold in its cache, one copy per scored label (memory bound; "
+                        "default for ranking: 2048 on a CPU, sized from free memory on a GPU; for generation: 16384)")
+    p.add_argument("--max-prompt-tokens", type=positive_int, default=None, help="drop exemplars so a prompt fits (estimated tokens)")
+    p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"),
+                   help="model weights' dtype (auto: bfloat16 where the CPU or GPU computes it natively)")
+    p.add_argument("--attn-implementation", default=None,
+                   help="transformers' attention kernel: sdpa (its default), eager, flash_attention_2 (pip install flash-attn), ...")
+    p.add_argument("--cache", default=None, help="request cache folder (default OUT/cache)")
+    p.add_argument("--allow-seen", action="store_true", help="evaluate on tasks the model was tuned on")
+    p.add_argument("--export-lmeval", default=None, metavar="DIR", help="also write the suite as lm-evaluation-harness tasks")
+    p.set_defaults(func=run_eval)
+
+
+def run_eval(args) -> None:
+    from symtune.scoring import process_state  # local: scoring pulls in torch, which --export-lmeval alone does not need
+
+    specs = args.tasks or ("builtin:linear" if args.suite == "linear" else None)
+    if not specs:
+        raise SymtuneError(f"the {args.suite} suite needs --tasks")
+    if not args.model and not args.export_lmeval:
+        raise SymtuneError("give at least one --model (or --export-lmeval DIR)")
+    check_outputs({"--out": args.out, "--cache": args.cache, "--export-lmeval": args.export_lmeval},
+                  {"task": specs.split(","), "model": args.model, "model cache": str(cache_dir())})
+    check_own_folder(args.out, "--out", ("results.json", "cache"), "symtune eval")
+    cfg = EvalConfig(
+        suite=args.suite, n=args.n, k=args.k, seeds=tuple(range(args.seeds)), fmt=args.format,
+        calibrate=not args.no_calibration, generate=args.generate, max_new_tokens=args.max_new_tokens,
+        token_budget=args.token_budget, max_prompt_tokens=args.max_prompt_tokens, dtype=args.dtype,
+        attn_implementation=args.attn_implementation, allow_seen=args.allow_seen,
+    )
+    tasks = load_task_list(specs, seed=0)
+    if args.export_lmeval:
+        conditions, items = build_items(tasks, cfg)
+        export_suite(items, conditions, args.export_lmeval, suite=cfg.suite, max_new_tokens=cfg.max_new_tokens)
+        print(f"wrote lm-evaluation-harness tasks to {args.export_lmeval}", file=sys.stderr)
+    if not args.model:
+        return
+    results = evaluate(args.model, tasks, cfg, cache_dir=args.cache or Path(args.out) / "cache",
+                       task_specs=specs.split(","), progress=sys.stderr.isatty())
+    if process_state().is_main_process:
+        write_results(results, args.out)
+        print(markdown(results))
 
 
 class Parser(argparse.ArgumentParser):

@@ -11,6 +11,13 @@ import time
 from pathlib import Path
 
 from symtune.errors import SymtuneError
+from symtune.evaluate import evaluate
+from symtune.mixture import MixtureConfig, build_mixture, print_mixture_summary
+from symtune.models import cache_dir
+from symtune.report import markdown, report, write_results
+from symtune.suites import EvalConfig
+from symtune.tasks.registry import load_task_list
+from symtune.train.recipe import load_recipe
 from symtune.validate import check_outputs, check_own_folder, nonnegative_int, positive_int
 
 # With no data: tune on rule-based families, evaluate on the lexical ones (natural language,
@@ -23,8 +30,6 @@ SHARED_EVAL = ["boolq", "cr", "financial_phrasebank", "poem_sentiment", "sms_spa
 
 def split_tasks(data: str | None, eval_names: list[str] | None, seed: int):
     """(tuning tasks, evaluation tasks): disjoint, evaluation-only tasks never tuned on."""
-    from symtune.tasks.registry import load_task_list
-
     if data is None:
         return load_task_list(BUILTIN_TUNE, seed), load_task_list(BUILTIN_EVAL, seed)
     tasks = [t for t in load_task_list(data, seed) if not t.is_generation]
@@ -42,12 +47,7 @@ def split_tasks(data: str | None, eval_names: list[str] | None, seed: int):
 
 
 def run_demo(args) -> None:
-    from symtune.evaluate import EvalConfig, evaluate
-    from symtune.models import cache_dir
-    from symtune.mixture import MixtureConfig, build_mixture, print_mixture_summary
-    from symtune.report import markdown, report, write_results
-    from symtune.train.loop import ensure_tuned
-    from symtune.train.recipe import load_recipe
+    from symtune.train.loop import ensure_tuned  # local: the training loop pulls in torch, which `demo --help` does not need
 
     out = Path(args.out)
     check_outputs({"--out": out}, {"data": args.data, "model": args.model, "model cache": str(cache_dir())})

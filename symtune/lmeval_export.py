@@ -13,8 +13,8 @@ from pathlib import Path
 
 import yaml
 
-from symtune.evaluate import Condition
 from symtune.io import atomic_write, write_jsonl
+from symtune.suites import Condition, Item
 
 
 def task_name(suite: str, condition: str, task: str) -> str:
@@ -52,18 +52,18 @@ def write_yaml(path: Path, data: dict) -> None:
         yaml.safe_dump(data, f, sort_keys=False, allow_unicode=True)
 
 
-def export_suite(items: list[dict], conditions: list[Condition], out, *, suite: str, max_new_tokens: int = 48) -> list[str]:
-    """Write the tasks of `items` (evaluate.build_items) under `out`; the task names."""
+def export_suite(items: list[Item], conditions: list[Condition], out, *, suite: str, max_new_tokens: int = 48) -> list[str]:
+    """Write the tasks of `items` (suites.build_items) under `out`; the task names."""
     out = Path(out).resolve()
     groups = defaultdict(list)
     for item in items:
-        groups[item["condition"], item["task"]].append(item)
+        groups[item.condition, item.task].append(item)
     names = []
     for (condition, task), rows in groups.items():
         name = task_name(suite, condition, task)
-        generation = rows[0]["generation"]
-        docs = [{"id": r["id"], "seed": r["seed"], "text": r["text"],
-                 **({"target": r["target"]} if generation else {"choices": r["candidates"], "answer": r["answer"]})}
+        generation = rows[0].generation
+        docs = [{"id": r.id, "seed": r.seed, "text": r.text,
+                 **({"target": r.target} if generation else {"choices": r.candidates, "answer": r.answer})}
                 for r in rows]
         write_jsonl(out / "prompts" / f"{name}.jsonl", docs)
         write_yaml(out / f"{name}.yaml", task_config(name, out / "prompts" / f"{name}.jsonl", generation, max_new_tokens))

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from symtune.errors import SymtuneError
-from symtune.evaluate import SUITES
+from symtune.suites import SUITES
 from symtune.io import atomic_write, pyplot, read_json, save_figure, write_json
 from symtune.stats import excludes_zero, paired_difference
 from symtune.validate import Each, check_outputs, check_schema
@@ -24,7 +24,7 @@ METRICS = {  # name -> what the tables call it
 RANKED = ("acc", "acc_norm", "acc_calibrated")  # the metrics that chance applies to
 MAX_TASK_ROWS = 30  # longer task lists (BIG-bench subtasks) are summarised by family
 
-# What the tables and plots read from a results file (evaluate.py writes more).
+# What the tables and plots read from a results file (symtune.evaluate writes more).
 NUMBER, OPTIONAL = (int, float), (int, float, type(None))
 SUMMARY = {"mean": NUMBER, "stderr": OPTIONAL, "per_seed": [OPTIONAL]}
 CELL = {"chance": OPTIONAL, "metrics": Each(SUMMARY)}

@@ -1,5 +1,9 @@
-"""Statistics of evaluation results: means with standard errors, and paired differences between
-two models with 95% intervals from a bootstrap clustered by task.
+"""Statistics of evaluation results: means with standard errors, the per-condition aggregates of
+a results file, and paired differences between two models with 95% intervals from a bootstrap
+clustered by task.
+
+Aggregation: a task's accuracy per seed, its mean and standard error over seeds; the
+unweighted mean over tasks per seed, and its mean and standard error over seeds.
 
 Torch-free: report, evaluate and the studies all import it, and it imports nothing of theirs.
 """
@@ -10,6 +14,7 @@ from collections import defaultdict
 
 import numpy as np
 
+from symtune.suites import Condition, Item
 from symtune.tasks.task import family
 
 Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
@@ -21,6 +26,72 @@ def mean_se(values: list[float]) -> dict:
     mean = statistics.fmean(values)
     se = statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else None
     return {"mean": mean, "stderr": se}
+
+
+def mean_or_none(values: list[float]) -> float | None:
+    return statistics.fmean(values) if values else None
+
+
+def summarize(per_seed: dict[int, dict[str, float]]) -> dict:
+    """{metric: {mean, stderr, per_seed}} from {seed: {metric: value}}."""
+    metrics = sorted({m for values in per_seed.values() for m in values})
+    return {m: {**mean_se([v[m] for v in per_seed.values() if m in v]), "per_seed": [v.get(m) for v in per_seed.values()]}
+            for m in metrics}
+
+
+def aggregate(records: list[dict], items: list[Item], conditions: list[Condition]) -> dict:
+    """Per condition: per-task numbers, a confusion matrix, per-family and overall means."""
+    chance_of = {item.id: 1 / len(item.candidates) for item in items if item.candidates}
+    out = {}
+    for cond in conditions:
+        cells = defaultdict(list)  # (task, seed) -> records
+        for r in records:
+            if r["condition"] == cond.name:
+                cells[r["task"], r["seed"]].append(r)
+        tasks = list(dict.fromkeys(task for task, _ in cells))
+        seeds = list(dict.fromkeys(seed for _, seed in cells))
+        cell_means = {key: {m: statistics.fmean(r["metrics"][m] for r in rs if m in r["metrics"])
+                            for m in {m for r in rs for m in r["metrics"]}} for key, rs in cells.items()}
+        per_task = {}
+        for task in tasks:
+            rs = [r for s in seeds for r in cells[task, s]]
+            per_task[task] = {
+                "n": len(rs), "chance": mean_or_none([chance_of[r["id"]] for r in rs if r["id"] in chance_of]),
+                "metrics": summarize({s: cell_means[task, s] for s in seeds}),
+                "confusion": confusion(rs),
+            }
+        groups = defaultdict(list)
+        for task in tasks:
+            groups[family(task)].append(task)
+        out[cond.name] = {
+            "tasks": per_task,
+            "families": {f: mean_over(members, seeds, cell_means, per_task)
+                         for f, members in groups.items() if len(members) > 1},
+            "mean": mean_over(tasks, seeds, cell_means, per_task),
+        }
+    return out
+
+
+def mean_over(tasks: list[str], seeds: list[int], cell_means: dict, per_task: dict) -> dict:
+    """The unweighted mean over tasks, per seed, summarised over seeds."""
+    per_seed = {}
+    for s in seeds:
+        metrics = {m for t in tasks for m in cell_means[t, s]}
+        per_seed[s] = {m: statistics.fmean(cell_means[t, s][m] for t in tasks if m in cell_means[t, s]) for m in metrics}
+    chances = [per_task[t]["chance"] for t in tasks if per_task[t]["chance"] is not None]
+    return {"n_tasks": len(tasks), "chance": mean_or_none(chances), "metrics": summarize(per_seed)}
+
+
+def confusion(records: list[dict]) -> list[list[int]] | None:
+    """Counts[true class][predicted class] of rank classification, in the task's label order."""
+    ranked = [r for r in records if r["candidates"] and "prediction" in r and r["answer"] >= 0]
+    if not ranked or any(len(r["candidates"]) != len(ranked[0]["candidates"]) for r in ranked):
+        return None
+    size = len(ranked[0]["candidates"])
+    counts = [[0] * size for _ in range(size)]
+    for r in ranked:
+        counts[r["answer"]][r["candidates"].index(r["prediction"])] += 1
+    return counts
 
 
 def paired_cells(ours: list[dict], theirs: list[dict], condition: str, metric: str) -> dict[str, dict]:

@@ -10,14 +10,15 @@ import pytest
 import torch
 from helpers import toy_task
 
+from symtune.cache import RequestCache
+from symtune.cli import add_eval_parser
 from symtune.errors import SymtuneError
-from symtune.evaluate import (
-    CONTENT_FREE, EvalConfig, RequestCache, add_eval_parser, aggregate, build_items, check_unseen,
-    classification_items, evaluate, suite_conditions,
-)
+from symtune.evaluate import check_unseen, evaluate
 from symtune.models import load_model
 from symtune.prompts import SEPARATOR
 from symtune.scoring import score_requests
+from symtune.stats import aggregate
+from symtune.suites import CONTENT_FREE, EvalConfig, build_items, classification_items, suite_conditions
 from symtune.tasks.task import Example, Task
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -55,27 +56,27 @@ def test_items_are_seeded_complete_and_identical_on_rebuild():
     cfg = EvalConfig(suite="grid", n=3, k=2, seeds=(0, 1))
     conditions, items = build_items(tasks(), cfg)
     assert len(items) == 4 * 2 * 2 * 3
-    assert len({i["id"] for i in items}) == len(items)
+    assert len({i.id for i in items}) == len(items)
     assert build_items(tasks(), cfg)[1] == items
     other_seed = build_items(tasks(), EvalConfig(suite="grid", n=3, k=2, seeds=(5,)))[1]
-    assert {i["text"] for i in other_seed}.isdisjoint(i["text"] for i in items)
+    assert {i.text for i in other_seed}.isdisjoint(i.text for i in items)
     for item in items:
-        assert item["candidates"][item["answer"]] == item["target"]
+        assert item.candidates[item.answer] == item.target
 
 
 def test_calibration_replaces_only_the_query_input():
     _, items = build_items(tasks(), EvalConfig(suite="grid", n=2, k=2, seeds=(0,)))
     for item in items:
-        assert item["text"].endswith(SEPARATOR + item["query"])
-        (query_input,) = re.findall(r"test \w+ example number \d+", item["query"])
-        assert item["content_free"] == item["query"].replace(query_input, CONTENT_FREE)
+        assert item.text.endswith(SEPARATOR + item.query)
+        (query_input,) = re.findall(r"test \w+ example number \d+", item.query)
+        assert item.content_free == item.query.replace(query_input, CONTENT_FREE)
     _, plain = build_items(tasks(), EvalConfig(suite="grid", n=2, k=2, seeds=(0,), calibrate=False))
-    assert all("content_free" not in item for item in plain)
+    assert all(item.content_free is None and item.query is None for item in plain)
 
 
 def test_binary_only_conditions_drop_multiclass_tasks():
     _, items = build_items(tasks(), EvalConfig(suite="flipped", n=2, k=2, seeds=(0,)))
-    assert {i["task"] for i in items} == {"bin"}
+    assert {i.task for i in items} == {"bin"}
     with pytest.raises(SymtuneError, match="binary"):
         build_items([toy_task("tri", labels=("a", "b", "c"))], EvalConfig(suite="flipped", n=2, k=2, seeds=(0,)))
 
@@ -155,10 +156,10 @@ def test_aggregate_means_stderr_chance_and_confusion():
     # acc 1.0 on seed 0 and 0.5 on seed 1 (the second prompt of seed 1 predicts the wrong label)
     records = []
     for item in items:
-        wrong = item["seed"] == 1 and item["id"].endswith("/1")
-        pred = 1 - item["answer"] if wrong else item["answer"]
-        records.append({**{k: item[k] for k in ("id", "task", "condition", "seed", "candidates", "answer")},
-                        "prediction": item["candidates"][pred], "metrics": {"acc": float(not wrong)}})
+        wrong = item.seed == 1 and item.id.endswith("/1")
+        pred = 1 - item.answer if wrong else item.answer
+        records.append({**{k: getattr(item, k) for k in ("id", "task", "condition", "seed", "candidates", "answer")},
+                        "prediction": item.candidates[pred], "metrics": {"acc": float(not wrong)}})
     out = aggregate(records, items, conditions)
     task = out["k2"]["tasks"]["bin"]
     assert task["metrics"]["acc"]["per_seed"] == [1.0, 0.5]
@@ -175,13 +176,13 @@ def test_bigbench_items_shots_and_candidate_sets():
 
     bb = load_task_list(f"{DATA}/list_functions:c002,{DATA}/simp_turing_concept:witness_set")
     _, items = build_items(bb, EvalConfig(suite="algorithmic", n=5, seeds=(0,)))
-    lists = [i for i in items if i["task"] == "list_functions/c002"]
-    turing = [i for i in items if i["task"].startswith("simp_turing")]
-    assert all(i["text"].count(SEPARATOR) == 4 and i["pattern"] for i in lists)  # 4 shots, then the query
+    lists = [i for i in items if i.task == "list_functions/c002"]
+    turing = [i for i in items if i.task.startswith("simp_turing")]
+    assert all(i.text.count(SEPARATOR) == 4 and i.pattern for i in lists)  # 4 shots, then the query
     inputs = {ex.text for ex in bb[1].test}
-    assert all(i["text"] in inputs for i in turing)  # inputs already hold their shots
-    assert all(i["target"] in i["candidates"] for i in items if i["candidates"])
-    assert all(len(i["candidates"]) <= 5 for i in turing)  # the targets of the query's concept only
+    assert all(i.text in inputs for i in turing)  # inputs already hold their shots
+    assert all(i.target in i.candidates for i in items if i.candidates)
+    assert all(len(i.candidates) <= 5 for i in turing)  # the targets of the query's concept only
 
 
 # ---- with a model (the tiny random one from conftest) ------------------------------------
@@ -206,7 +207,7 @@ def test_evaluate_scores_every_prompt_and_resumes_from_the_cache(tiny_model_dir,
     # The calibrated request (exemplars run once, two tails) gives the scores of the plain prompt.
     _, items = build_items(tasks(), E2E)
     lm, tokenizer = load_model(str(tiny_model_dir))
-    direct = score_requests(lm, tokenizer, [(i["text"], [" " + c for c in i["candidates"]]) for i in items[:6]])
+    direct = score_requests(lm, tokenizer, [(i.text, [" " + c for c in i.candidates]) for i in items[:6]])
     for record, scores in zip(records, direct):
         assert record["logprobs"] == pytest.approx(scores.logprobs, abs=1e-4)
 
@@ -293,13 +294,13 @@ def test_queries_too_long_in_any_setting_are_passed_over_in_all(capsys):
     task.test[3] = Example(long_text, task.test[3].label)
     cfg = EvalConfig(suite="grid", n=len(task.test), k=2, seeds=(0,), max_prompt_tokens=450)
     conditions, items = build_items([task], cfg)
-    positions = {c.name: [i["position"] for i in items if i["condition"] == c.name] for c in conditions}
+    positions = {c.name: [i.position for i in items if i.condition == c.name] for c in conditions}
     assert all(p == positions[conditions[0].name] for p in positions.values())
     assert len(positions[conditions[0].name]) == len(task.test) - 1
-    assert not any(long_text in i["text"] for i in items)
+    assert not any(long_text in i.text for i in items)
     assert "passed over 1 queries" in capsys.readouterr().err
     without_instruction = next(c for c in conditions if not c.setting.instruction)
-    assert any(long_text in i["text"] for i in classification_items(task, without_instruction, 0, cfg))
+    assert any(long_text in i.text for i in classification_items(task, without_instruction, 0, cfg))
     with pytest.raises(SymtuneError, match="no query's prompt fits"):
         build_items([task], EvalConfig(suite="grid", n=4, k=2, seeds=(0,), max_prompt_tokens=20))
 

@@ -232,7 +232,7 @@ def test_13_recipe_numbers_are_checked(tmp_path, capsys, override, needle):
 
 @pytest.mark.parametrize("flag", ["--n", "--seeds", "--k-max", "--k"])
 def test_14_demo_checks_its_numbers_before_loading_a_model(tmp_path, capsys, monkeypatch, flag):
-    monkeypatch.setattr("symtune.evaluate.evaluate", lambda *a, **k: pytest.fail("nothing may run"))
+    monkeypatch.setattr("symtune.demo.evaluate", lambda *a, **k: pytest.fail("nothing may run"))
     refused(capsys, tmp_path, ["demo", "--out", tmp_path / "demo", flag, "0"], f"argument {flag}")
 
 
@@ -437,7 +437,7 @@ def test_eval_resumes_after_a_signal(tiny_model_dir, tmp_path, capsys, sig):
     folder = task_folder(tmp_path / "F")
     argv = ["eval", "--model", tiny_model_dir, "--suite", "grid", "--tasks", folder, "--n", "3", "--k", "1",
             "--seeds", "1", "--token-budget", "64", "--dtype", "float32", "--no-calibration"]
-    proc = start_slowed("symtune.evaluate:RequestCache.add", argv + ["--out", tmp_path / "cut"])
+    proc = start_slowed("symtune.cache:RequestCache.add", argv + ["--out", tmp_path / "cut"])
     err = stop_when(proc, lambda: any(p.stat().st_size for p in (tmp_path / "cut" / "cache").glob("*.jsonl")), sig)
     if sig != signal.SIGKILL:
         assert f"\nsymtune: stopped by {signal.Signals(sig).name}\n" in err and "Traceback" not in err, err

@@ -6,11 +6,12 @@ import yaml
 from helpers import toy_task
 
 from symtune.errors import SymtuneError
-from symtune.evaluate import EvalConfig, build_items, model_results, new_results
+from symtune.evaluate import model_results, new_results
 from symtune.io import read_jsonl, write_json
 from symtune.lmeval_export import export_suite
 from symtune.report import delta, markdown, report, write_results
 from symtune.stats import paired_cells, paired_interval
+from symtune.suites import EvalConfig, build_items
 from symtune.tasks.task import Example, Task
 
 
@@ -24,10 +25,10 @@ def fake_results(suite, models=("base", "tuned"), n=4, seeds=(0, 1)):
         rng = random.Random(m)
         records = []
         for item in items:
-            pred = rng.randrange(len(item["candidates"]))
-            records.append({**{k: item[k] for k in ("id", "task", "condition", "seed", "candidates", "answer")},
-                            "prediction": item["candidates"][pred],
-                            "metrics": {"acc": float(pred == item["answer"]), "acc_norm": 0.0}})
+            pred = rng.randrange(len(item.candidates))
+            records.append({**{k: getattr(item, k) for k in ("id", "task", "condition", "seed", "candidates", "answer")},
+                            "prediction": item.candidates[pred],
+                            "metrics": {"acc": float(pred == item.answer), "acc_norm": 0.0}})
         results["models"][model] = model_results(records, items, conditions)
     return results
 
@@ -87,7 +88,7 @@ def test_lmeval_export_writes_prompts_and_task_yaml(tmp_path):
         docs = read_jsonl(config["dataset_kwargs"]["data_files"]["test"])
         assert len(docs) == 3 * 2
         assert all(0 <= d["answer"] < len(d["choices"]) for d in docs)
-    expected = {(i["text"], tuple(i["candidates"]), i["answer"]) for i in items}
+    expected = {(i.text, tuple(i.candidates), i.answer) for i in items}
     exported = {(d["text"], tuple(d["choices"]), d["answer"]) for n in names for d in read_jsonl(tmp_path / "prompts" / f"{n}.jsonl")}
     assert exported == expected
 

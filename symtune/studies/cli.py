@@ -11,6 +11,9 @@ flags given explicitly win over it. Tuning runs at lr 1e-3 unless --set lr=... s
 import shlex
 import sys
 
+from symtune.models import cache_dir
+from symtune.studies import generalization, two_stage
+from symtune.studies.report import write_report
 from symtune.validate import check_outputs, fraction, nonnegative_int, positive_int, real
 
 QUICK = {
@@ -91,39 +94,31 @@ def common_flags(args) -> dict:
 
 
 def check_study_paths(args, *task_specs) -> None:
-    from symtune.models import cache_dir
-
     specs = [s for spec in task_specs if spec for s in spec.split(",")]
     check_outputs({"--out": args.out}, {"model": args.model, "task": specs, "model cache": str(cache_dir())})
 
 
 def run_generalization_command(args) -> None:
-    from symtune.studies.generalization import GeneralizationConfig, run_generalization
-
     check_study_paths(args)
     augmenters = tuple(a.strip() for a in args.augmenters.split(",") if a.strip()) if args.augmenters else None
-    cfg = make_config(GeneralizationConfig, "generalization", args.quick, **common_flags(args), size=args.size,
-                      splitting=args.splitting, augmenters=augmenters, icl_tokens=args.icl_tokens,
+    cfg = make_config(generalization.GeneralizationConfig, "generalization", args.quick, **common_flags(args),
+                      size=args.size, splitting=args.splitting, augmenters=augmenters, icl_tokens=args.icl_tokens,
                       max_items=args.max_items)
-    run_generalization(cfg, args.out, command_line())
+    generalization.run_generalization(cfg, args.out, command_line())
 
 
 def run_two_stage_command(args) -> None:
-    from symtune.studies.two_stage import TwoStageConfig, run_two_stage
-
     check_study_paths(args, args.natural_tasks, args.forget_tasks)
     ratio = None
     if args.ratio is not None:
         ratio = tuple(real(w, f"--ratio {args.ratio!r}: a weight", minimum=0.0) for w in args.ratio.split(":"))
-    cfg = make_config(TwoStageConfig, "two_stage", args.quick, **common_flags(args),
+    cfg = make_config(two_stage.TwoStageConfig, "two_stage", args.quick, **common_flags(args),
                       injection_share=args.injection_share, ratio=ratio, k=args.k, max_actions=args.max_actions,
                       n_eval=args.n_eval, natural_tasks=args.natural_tasks, forget_tasks=args.forget_tasks,
                       forget_n=args.forget_n, forget_k=args.forget_k)
-    run_two_stage(cfg, args.out, command_line())
+    two_stage.run_two_stage(cfg, args.out, command_line())
 
 
 def run_report_command(args) -> None:
-    from symtune.studies.report import write_report
-
     check_outputs({"--out": ("file", args.out)}, {"results file": args.results})
     print(f"wrote {write_report(args.results, args.out)}", file=sys.stderr)

@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from symtune.errors import SymtuneError
+from symtune.evaluate import versions
+from symtune.io import read_jsonl, write_json
 from symtune.stats import mean_se
 from symtune.studies.facts import REPHRASINGS, TEMPLATES, Fact, global_augment, local_augment, render
 from symtune.studies.generalization_data import GENERATORS, MCItem, StudyData, split_sentences
@@ -174,7 +176,7 @@ def self_augmentation_prompts(data: StudyData, kind: str, tokenizer, budget: int
 def self_augmentations(model, tokenizer, data: StudyData, kind: str, budget: int, seed: int,
                        token_budget: int = 4096) -> list[str]:
     """The augmentations the model writes itself (greedy), parsed into sentences."""
-    from symtune.scoring import generate_until
+    from symtune.scoring import generate_until  # local: scoring pulls in torch; building the study's data does not
 
     prompts = self_augmentation_prompts(data, kind, tokenizer, budget, seed)
     outputs = generate_until(model, tokenizer, prompts, stop="\n\n", max_new_tokens=40 if kind == "local" else 64,
@@ -251,7 +253,7 @@ def icl_contexts(data: StudyData, items: list[MCItem], tokenizer, budget: int, s
 
 def mc_predictions(model, tokenizer, contexts: list[str], items: list[MCItem], token_budget: int = 4096) -> list[int]:
     """The option with the highest summed log-probability after each context."""
-    from symtune.scoring import Request, score_requests
+    from symtune.scoring import Request, score_requests  # local: keeps torch out, as above
 
     scores = score_requests(model, tokenizer, [Request(c, item.options) for c, item in zip(contexts, items)],
                             token_budget=token_budget)
@@ -305,8 +307,6 @@ def score_protocol(model, tokenizer, datasets, items, contexts_of, cfg) -> dict:
 def run_seed(cfg: GeneralizationConfig, seed: int, out: Path, clock: Clock) -> dict:
     """Every protocol's 0/1 scores for one seed: {protocol: {dataset: {split: [...]}}}, plus the
     augmentations' quality and each tuning run's summary."""
-    from symtune.io import read_jsonl
-
     datasets = study_datasets(seed, cfg.size)
     items = split_items(datasets, cfg.max_items)
     plain = lambda data, its: [DOC_START + item.context for item in its]  # noqa: E731
@@ -376,9 +376,6 @@ def summarize(per_seed: list[dict], cfg: GeneralizationConfig) -> dict:
 
 def run_generalization(cfg: GeneralizationConfig, out, command: str = "") -> dict:
     """The whole study; writes out/results.json (and resumes from out/ when re-run)."""
-    from symtune.evaluate import versions
-    from symtune.io import write_json
-
     if cfg.splitting not in SPLITTINGS:
         raise SymtuneError(f"unknown sentence splitting {cfg.splitting!r}; choose one of {', '.join(SPLITTINGS)}")
     unknown = set(cfg.augmenters) - set(AUGMENTERS)

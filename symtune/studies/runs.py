@@ -10,6 +10,7 @@ from pathlib import Path
 
 from symtune import __version__
 from symtune.io import read_json, write_json, write_jsonl
+from symtune.models import load_model, torch_dtype
 from symtune.train.recipe import load_recipe, parse_override
 
 
@@ -40,7 +41,7 @@ def study_recipe(name: str, overrides: list[str], steps: int, stages: list | Non
 
 def tuned(model: str, data, out: Path, recipe) -> Path:
     """`model` tuned on `data` (or the recipe's stages) into `out`, unless `out` already holds it."""
-    from symtune.train.loop import ensure_tuned
+    from symtune.train.loop import ensure_tuned  # local: the training loop pulls in torch, which `study --help` does not need
 
     return ensure_tuned(model, data, out, recipe, progress=False)
 
@@ -48,9 +49,8 @@ def tuned(model: str, data, out: Path, recipe) -> Path:
 def scoring_setup() -> tuple:
     """(device, dtype) a study scores on: the accelerator where there is one, in bfloat16 where it
     computes it natively; on a CPU fp32, the dtype of the studies' recorded CPU results."""
-    import torch
+    import torch  # local, as is scoring (which pulls it in): `study --help` does not need them
 
-    from symtune.models import torch_dtype
     from symtune.scoring import process_state
 
     device = process_state().device
@@ -59,8 +59,6 @@ def scoring_setup() -> tuple:
 
 def load_scored(spec: str):
     """(model, tokenizer) to score a study with, on scoring_setup()'s device and dtype."""
-    from symtune.models import load_model
-
     device, dtype = scoring_setup()
     model, tokenizer = load_model(spec, dtype=dtype)
     return model.to(device), tokenizer

@@ -21,14 +21,23 @@ import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from symtune.cache import RequestCache
 from symtune.errors import SymtuneError
-from symtune.stats import mean_se
+from symtune.evaluate import versions
+from symtune.io import read_jsonl, write_json
+from symtune.judge import score_items
+from symtune.mixture import MixtureConfig, build_mixture
+from symtune.models import load_tokenizer, scoring_fingerprint
+from symtune.prompts import Setting
+from symtune.stats import aggregate, mean_se
 from symtune.studies.nonsense import nonsense_words
 from symtune.studies.runs import (
     Clock, cached, drop_weights, load_scored, scoring_record, study_recipe, tuned, write_mixture,
 )
 from symtune.studies.scan import SCAN_ACTIONS, interpret, scan_split
 from symtune.studies.symbol_evol import symbol_evol_rows
+from symtune.suites import Condition, EvalConfig, build_items
+from symtune.tasks.registry import load_task_list
 from symtune.tasks.task import Example
 
 SCHEDULES = ("injection", "one_stage", "two_stage")
@@ -88,7 +97,7 @@ def symbol_accuracy(output: list[str], target: list[str]) -> float:
 
 def scan_scores(model, tokenizer, rows: list[dict], token_budget: int) -> dict[str, list]:
     """The greedy outputs (up to the line end) and, per row, exact match (1 or 0) and symbol accuracy."""
-    from symtune.scoring import generate_until
+    from symtune.scoring import generate_until  # local: scoring pulls in torch; building the study's data does not
 
     longest = max(len(tokenizer(row["completion"]).input_ids) for row in rows)
     outputs = generate_until(model, tokenizer, [row["prompt"] for row in rows], stop="\n",
@@ -98,24 +107,16 @@ def scan_scores(model, tokenizer, rows: list[dict], token_budget: int) -> dict[s
             "outputs": outputs}
 
 
-def forgetting_conditions(k: int):
-    from symtune.evaluate import Condition
-    from symtune.prompts import Setting
-
+def forgetting_conditions(k: int) -> list[Condition]:
     return [Condition("natural", "✗✓ natural labels", Setting(symbols=False), k),
             Condition("symbols", "✗✗ symbol labels", Setting(), k)]
 
 
 def icl_accuracy(model, tokenizer, tasks, cfg: TwoStageConfig, seed: int, cache) -> dict[str, float]:
     """Few-shot rank-classification accuracy, mean over tasks, per forgetting condition."""
-    from symtune.evaluate import EvalConfig, aggregate, classification_items, score_items
-
     eval_cfg = EvalConfig(suite="grid", n=cfg.forget_n, k=cfg.forget_k, seeds=(seed,), calibrate=False,
                           token_budget=cfg.token_budget)
-    conditions = forgetting_conditions(cfg.forget_k)
-    items = [{"id": f"{c.name}/{t.name}/{seed}/{i}", "task": t.name, "condition": c.name, "seed": seed,
-              "generation": False, **item}
-             for c in conditions for t in tasks for i, item in enumerate(classification_items(t, c, seed, eval_cfg))]
+    conditions, items = build_items(tasks, eval_cfg, forgetting_conditions(cfg.forget_k))
     means = aggregate(score_items(model, tokenizer, items, eval_cfg, cache), items, conditions)
     return {c.name: means[c.name]["mean"]["metrics"]["acc"]["mean"] for c in conditions}
 
@@ -131,9 +132,6 @@ def schedule_stages(cfg: TwoStageConfig, schedule: str, symbolic: Path, natural:
 
 
 def evaluate_model(spec: str, cfg: TwoStageConfig, prompts: dict, forget_tasks, seed: int, cache_dir: Path) -> dict:
-    from symtune.evaluate import RequestCache
-    from symtune.models import scoring_fingerprint
-
     model, tokenizer = load_scored(spec)
     scan = {split: scan_scores(model, tokenizer, rows, cfg.token_budget) for split, rows in prompts.items()}
     cache = RequestCache(cache_dir, scoring_fingerprint(spec, model.dtype))
@@ -155,11 +153,6 @@ def current(path: Path, scores: dict) -> dict:
 
 
 def run_seed(cfg: TwoStageConfig, seed: int, out: Path, clock: Clock) -> dict:
-    from symtune.io import read_jsonl
-    from symtune.mixture import MixtureConfig, build_mixture
-    from symtune.models import load_tokenizer
-    from symtune.tasks.registry import load_task_list
-
     training, tests = scan_data(cfg, seed)
     prompts = scan_prompts(cfg, seed, training, tests)
     forget_tasks = load_task_list(cfg.forget_tasks, seed)
@@ -211,9 +204,6 @@ def summarize(per_seed: list[dict]) -> dict:
 
 def run_two_stage(cfg: TwoStageConfig, out, command: str = "") -> dict:
     """The whole experiment; writes out/results.json (and resumes from out/ when re-run)."""
-    from symtune.evaluate import versions
-    from symtune.io import write_json
-
     if cfg.seeds < 1 or cfg.n_eval < 1 or not 1 <= round(cfg.steps * cfg.injection_share) < cfg.steps:
         raise SymtuneError("seeds and n_eval must be at least 1, and injection_share must leave both stages "
                            f"at least one of the {cfg.steps} steps")

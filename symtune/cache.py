@@ -1,0 +1,83 @@
+"""The request cache: finished scoring requests of one model, so an interrupted evaluation resumes."""
+
+import hashlib
+import json
+import time
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+
+from symtune.errors import SymtuneError
+from symtune.io import atomic_write
+
+
+def request_key(kind: str, *parts) -> str:
+    return hashlib.sha256(json.dumps([kind, *parts], ensure_ascii=False).encode()).hexdigest()[:32]
+
+
+class RequestCache:
+    """Finished requests of one model, append-only JSONL (one file per process), so an
+    interrupted evaluation resumes. A line cut off by a crash is dropped on reading. Each line
+    keeps its share of its batch's seconds, so a re-run can still say what its requests cost."""
+
+    def __init__(self, folder, fingerprint: str, process_index: int = 0):
+        self.results, self.seconds, self.asked = {}, {}, set()
+        self.path = Path(folder) / f"{fingerprint}.{process_index}.jsonl"
+        for path in sorted(Path(folder).glob(f"{fingerprint}.*.jsonl")):
+            text = path.read_text(encoding="utf-8")
+            complete = text.rpartition("\n")[0]
+            for lineno, line in enumerate(complete.split("\n"), 1):
+                try:
+                    row = json.loads(line) if line else None
+                except json.JSONDecodeError:
+                    raise SymtuneError(f"{path}:{lineno}: damaged cache line; delete the file to start over") from None
+                if row:
+                    self.results[row["key"]] = row["result"]
+                    self.seconds[row["key"]] = row.get("seconds")  # None in caches written before it was kept
+            if path == self.path and not text.endswith("\n"):
+                with atomic_write(path) as f:  # drop a cut-off line
+                    f.write(complete + "\n" if complete else "")
+
+    def add(self, keys, results, seconds: float) -> None:
+        """Append a finished batch; its seconds are shared out evenly over its requests."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        share = round(seconds / len(keys), 4)
+        with self.path.open("a", encoding="utf-8") as f:
+            for key, result in zip(keys, results):
+                f.write(json.dumps({"key": key, "result": result, "seconds": share}, ensure_ascii=False) + "\n")
+                self.seconds[key] = share
+            f.flush()
+
+    def spent(self) -> float | None:
+        """Scoring seconds of every request asked for so far, cached ones at what they cost when
+        first scored; None when some come from a cache that did not keep their time."""
+        seconds = [self.seconds.get(key) for key in self.asked]
+        return None if None in seconds else round(sum(seconds), 1)
+
+    def run(self, fn, requests: dict, **kwargs) -> dict:
+        """{key: result} for {key: request}; only requests not in the cache reach fn. Several
+        processes first agree on what is missing, so that they deal out the same batches."""
+        # local: accelerate and scoring pull in torch, which reading a cache does not need
+        from accelerate.utils import gather_object
+
+        from symtune.scoring import process_state
+
+        self.asked.update(requests)
+        todo = [key for key in requests if key not in self.results]
+        if process_state().num_processes > 1:
+            missing = set(gather_object(todo))
+            todo = [key for key in requests if key in missing]
+        if todo:
+            clock = [time.perf_counter()]
+
+            def on_batch(indices, results):
+                now = time.perf_counter()
+                self.add([todo[i] for i in indices], [to_json(r) for r in results], now - clock[0])
+                clock[0] = now
+
+            done = fn([requests[key] for key in todo], on_batch=on_batch, **kwargs)
+            self.results.update(zip(todo, map(to_json, done)))
+        return {key: self.results[key] for key in requests}
+
+
+def to_json(result):
+    return asdict(result) if is_dataclass(result) else result
