@@ -12,10 +12,10 @@ chunk (symtune, lm-eval, symtune, lm-eval, ...), so a change in machine load hit
     .venv/bin/python benchmarks/bench_scoring.py --quick    # 4 prompts per cell, a few minutes
 
 Cells: 3 and 6 labels, fp32 and bf16 (bf16 only where the CPU runs it natively, as with
-AVX512-BF16 or AMX; elsewhere it is emulated, some 100x slower, unless --dtypes asks). Writes benchmarks/results/bench_scoring[-quick].json
-and .png. Each finished cell is kept in a .partial.json beside them, so an interrupted run
-picks up at the next cell when re-run with the same settings. Needs the benchmark extras:
-pip install -e '.[bench]'.
+AVX512-BF16 or AMX; elsewhere it is emulated, some 100x slower, unless --dtypes asks).
+Writes benchmarks/results/bench_scoring[-quick].json and .png. Each finished cell is kept
+in a .partial.json beside them, so an interrupted run picks up at the next cell when re-run
+with the same settings. Needs the benchmark extras: pip install -e '.[bench]'.
 """
 
 import argparse
@@ -54,7 +54,8 @@ def build_requests(n_labels: int, n: int, k: int) -> list[tuple[str, list[str]]]
 
 
 def lm_eval_scores(lm: HFLM, requests) -> list[list[float]]:
-    instances = [Instance("loglikelihood", {}, (context, c), i) for context, conts in requests for i, c in enumerate(conts)]
+    instances = [Instance("loglikelihood", {}, (context, c), i)
+                 for context, conts in requests for i, c in enumerate(conts)]
     flat = iter(logprob for logprob, _ in lm.loglikelihood(instances, disable_tqdm=True))
     return [[next(flat) for _ in conts] for _, conts in requests]
 
@@ -67,7 +68,8 @@ def compare(model, tokenizer, requests, args) -> dict:
     """Time both tools on the requests, alternating chunk by chunk; speed and agreement."""
     lm = HFLM(pretrained=model, tokenizer=tokenizer, batch_size=args.lmeval_batch_size, softmax_dtype=torch.float32)
     tools = {
-        "symtune": lambda reqs: [s.logprobs for s in score_requests(model, tokenizer, reqs, token_budget=args.token_budget)],
+        "symtune": lambda reqs: [s.logprobs
+                                 for s in score_requests(model, tokenizer, reqs, token_budget=args.token_budget)],
         "lm_eval": lambda reqs: lm_eval_scores(lm, reqs),
     }
     for run in tools.values():
@@ -141,7 +143,8 @@ def main():
     if "bf16" not in dtypes:
         print("bf16 cells skipped: this CPU emulates bf16 (ask for them with --dtypes fp32 bf16)")
 
-    settings = {key: getattr(args, key) for key in ("model", "n", "k", "chunks", "threads", "token_budget", "lmeval_batch_size")}
+    settings = {key: getattr(args, key)
+                for key in ("model", "n", "k", "chunks", "threads", "token_budget", "lmeval_batch_size")}
     settings["dtypes"] = dtypes
     partial = RESULTS / f"{info['benchmark']}{'-quick' if args.quick else ''}.partial.json"
     rows = kept_cells(partial, settings)
@@ -169,8 +172,8 @@ def main():
         summary += (f"\n\nCells from an interrupted run with the same settings (their time is not in this run's): "
                     f"{', '.join(info['cells_from_an_interrupted_run'])}.")
     print(summary)
-    result = {**info, "model": args.model, "dtypes": dtypes, "k": args.k, "chunks": args.chunks, "token_budget": args.token_budget,
-              "lmeval_batch_size": args.lmeval_batch_size, "results": rows}
+    result = {**info, "model": args.model, "dtypes": dtypes, "k": args.k, "chunks": args.chunks,
+              "token_budget": args.token_budget, "lmeval_batch_size": args.lmeval_batch_size, "results": rows}
     save(result, plot(rows), summary)
     partial.unlink()
 

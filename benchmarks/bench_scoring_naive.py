@@ -20,8 +20,8 @@ import os
 import time
 from pathlib import Path
 
-
 from common import DATA, run_info, use_threads
+
 from symtune.io import write_json
 from symtune.judge import rank_request
 from symtune.models import load_model
@@ -35,7 +35,8 @@ TASKS = {3: "financial_phrasebank", 6: "trec"}  # number of labels -> task
 
 def workloads(task, n: int, k: int) -> dict[str, list[Request]]:
     """The requests `symtune eval` scores for the grid's symbol setting, without and with calibration."""
-    _, items = build_items([task], EvalConfig("grid", n=n, k=k, seeds=(0,)), [Condition("symbols", "symbols", Setting(), k)])
+    _, items = build_items([task], EvalConfig("grid", n=n, k=k, seeds=(0,)),
+                           [Condition("symbols", "symbols", Setting(), k)])
     return {"plain": [Request(i.text, [" " + c for c in i.candidates]) for i in items],
             "calibrated": [rank_request(i) for i in items]}
 
@@ -81,15 +82,18 @@ def main():
             row = {
                 "task": name, "labels": n_labels, "workload": workload, "k": args.k, "n": n, "chunk": args.chunk,
                 "mean_prompt_tokens": sum(len(tokenizer(p.context + p.tails[0]).input_ids) for p in requests) / n,
-                "shared_prefix_cpu_s_per_example": cpu["shared_prefix"] / n, "naive_cpu_s_per_example": cpu["naive"] / n,
+                "shared_prefix_cpu_s_per_example": cpu["shared_prefix"] / n,
+                "naive_cpu_s_per_example": cpu["naive"] / n,
                 "speedup_cpu": cpu["naive"] / cpu["shared_prefix"],
                 "shared_prefix_examples_per_s": n / wall["shared_prefix"], "naive_examples_per_s": n / wall["naive"],
                 "speedup_wall": wall["naive"] / wall["shared_prefix"],
-                "max_abs_logprob_diff": max(abs(a - b) for f, g in zip(fast, naive) for a, b in zip(f.logprobs, g.logprobs)),
+                "max_abs_logprob_diff": max(abs(a - b) for f, g in zip(fast, naive)
+                                            for a, b in zip(f.logprobs, g.logprobs)),
             }
             rows.append(row)
             print(f"{n_labels} labels, {workload:<10} ({row['mean_prompt_tokens']:.0f} prompt tokens): CPU s/example "
-                  f"shared prefix {row['shared_prefix_cpu_s_per_example']:.2f}, naive {row['naive_cpu_s_per_example']:.2f}: "
+                  f"shared prefix {row['shared_prefix_cpu_s_per_example']:.2f}, "
+                  f"naive {row['naive_cpu_s_per_example']:.2f}: "
                   f"speedup {row['speedup_cpu']:.2f}x (wall {row['speedup_wall']:.2f}x), "
                   f"max |dlogprob| {row['max_abs_logprob_diff']:.1e}", flush=True)
     write_json(args.out, {**info, "model": args.model, "dtype": str(model.dtype), "results": rows,

@@ -93,7 +93,8 @@ def main():
                   f"{rows[-1]['speedup_vs_widest']:.2f}x the widest", flush=True)
     summary = table(rows, [("workload", "workload", ""), ("token budget", "token_budget", "d"),
                            ("prompts", "prompts", "d"), ("s/prompt", "seconds_per_prompt", ".3f"),
-                           ("× widest", "speedup_vs_widest", ".2f"), ("max abs Δ log-prob", "max_abs_logprob_diff", ".1e")])
+                           ("× widest", "speedup_vs_widest", ".2f"),
+                           ("max abs Δ log-prob", "max_abs_logprob_diff", ".1e")])
     print(summary)
     save({**info, "model": args.model, "dtype": str(dtype).removeprefix("torch."), "budgets": budgets,
           "rounds": args.rounds, "default_budget": CPU_BUDGET, "results": rows},

@@ -170,7 +170,8 @@ def scoring_check(setup, name: str) -> list[dict]:
         naive = scoring.score_requests_naive(model, tokenizer, requests)
         for path in ("tree", "copy"):
             # The copy path is the one models without per-layer masks take (flash attention, Mistral).
-            forced = mock.patch.object(scoring, "tree_attention", lambda m: False) if path == "copy" else contextlib.nullcontext()
+            forced = (mock.patch.object(scoring, "tree_attention", lambda m: False) if path == "copy"
+                      else contextlib.nullcontext())
             with forced:
                 ran_tree = scoring.tree_attention(model)
                 ours = scoring.score_requests(model, tokenizer, requests)
@@ -178,7 +179,8 @@ def scoring_check(setup, name: str) -> list[dict]:
             same_argmax = argmaxes(ours) == argmaxes(naive)
             fp32 = dtype == torch.float32
             passed = (diff <= FP32_TOLERANCE if fp32 else same_argmax) and ran_tree == (path == "tree")
-            passed = passed and (window is None or shortest > window) and all(math.isfinite(lp) for s in ours for lp in s.logprobs)
+            passed = (passed and (window is None or shortest > window)
+                      and all(math.isfinite(lp) for s in ours for lp in s.logprobs))
             dtype_name = str(dtype).removeprefix("torch.")
             rows.append(row(f"scoring {name} {dtype_name} {path}", passed,
                             f"max abs Δ log-prob {diff:.1e}, same argmax {same_argmax}, shortest prompt {shortest} "
@@ -209,13 +211,15 @@ def packing_check(setup) -> list[dict]:
     rows = []
     for attention in ("sdpa", "flash_attention_2"):
         check = f"packing {attention}"
-        if attention == "flash_attention_2" and (setup.device.type != "cuda" or not importlib.util.find_spec("flash_attn")):
+        if attention == "flash_attention_2" and (setup.device.type != "cuda"
+                                                 or not importlib.util.find_spec("flash_attn")):
             rows.append(skipped(check, "flash-attn is not installed" if setup.device.type == "cuda"
                                 else "flash attention needs a CUDA GPU"))
             continue
         varlen = attention == "flash_attention_2"
         dtype = torch.bfloat16 if varlen else torch.float32  # flash attention takes no fp32
-        model = AutoModelForCausalLM.from_pretrained(setup.models["smollm2"], dtype=dtype, attn_implementation=attention)
+        model = AutoModelForCausalLM.from_pretrained(setup.models["smollm2"], dtype=dtype,
+                                                     attn_implementation=attention)
         model.to(setup.device).eval()
         packed_batch = make_batches(samples, setup.tokenizer.pad_token_id, varlen=varlen)[0]
         packed = token_losses(model, packed_batch, setup.device)
@@ -336,7 +340,8 @@ def resume_check(setup) -> list[dict]:
         and diff <= (0 if setup.device.type == "cpu" else FP32_TOLERANCE)
     backend = "FSDP" if setup.device.type == "cuda" else "no FSDP on the CPU"
     return [row(f"resume ({backend})", passed, f"killed after step {killed_at}, resumed from step "
-                f"{killed_at // SAVE_EVERY * SAVE_EVERY}; {len(reference)} losses, max abs Δ vs uninterrupted {diff:.1e}",
+                f"{killed_at // SAVE_EVERY * SAVE_EVERY}; {len(reference)} losses, "
+                f"max abs Δ vs uninterrupted {diff:.1e}",
                 max_abs_diff=diff, killed_after_step=killed_at, losses=reference, uninterrupted=ours)]
 
 
@@ -402,7 +407,8 @@ def mfu_check(setup) -> list[dict]:
     dtype = torch.bfloat16 if setup.bf16 else torch.float32
     peak = matmul_peak(dtype, sizes.peak_sizes, 5, device=setup.device.type)
     free_memory()
-    runs = {"symtune": "symtune", "trl": "trl-no-checkpointing"} if importlib.util.find_spec("trl") else {"symtune": "symtune"}
+    runs = ({"symtune": "symtune", "trl": "trl-no-checkpointing"} if importlib.util.find_spec("trl")
+            else {"symtune": "symtune"})
     out = []
     for tool, run in runs.items():
         log = run_alone("full", run, workdir, args)

@@ -47,7 +47,8 @@ def tune_row(cfg: dict, name: str, options: dict, tuning, held_out, out: Path) -
     folder = out / "rows" / name.replace(" ", "_").replace("%", "pct").replace("+", "plus")
     if not (folder / "mixture" / "manifest.json").exists():
         try:
-            mix = replace(MixtureConfig(n=recipe.max_steps * recipe.batch_size), **{**cfg.get("mixture", {}), **options})
+            mix = replace(MixtureConfig(n=recipe.max_steps * recipe.batch_size),
+                          **{**cfg.get("mixture", {}), **options})
         except TypeError as e:
             raise SymtuneError(f"row {name!r}: {e}") from None
         build_mixture(tuning, folder / "mixture", mix, eval_tasks=[t.name for t in held_out])
@@ -107,7 +108,8 @@ def run(config_path: str) -> None:
         plots = report([str(out / suite / "results.json")], DOCS / "results" / cfg["name"], metric)
         images = "\n".join(f"![{suite}]({cfg['name']}/{p.name})" for p in plots)
         verdict = verdicts(results, cfg.get("target_half_width", 3.0))
-        sections.append(f"{verdict}{markdown(results)}\n\n{images}\n\n{wall_times(results, time.perf_counter() - started)}")
+        sections.append(f"{verdict}{markdown(results)}\n\n{images}\n\n"
+                        f"{wall_times(results, time.perf_counter() - started)}")
     write_section(cfg, config_path, tuning, held_out, walls, sections)
 
 

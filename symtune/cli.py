@@ -23,24 +23,32 @@ from symtune.validate import NewFolders, check_outputs, check_own_folder, fracti
 
 
 def add_data_parsers(sub) -> None:
-    data = sub.add_parser("data", help="build and inspect symbol-tuning data").add_subparsers(dest="data_command", required=True)
+    data = sub.add_parser("data", help="build and inspect symbol-tuning data").add_subparsers(dest="data_command",
+                                                                                             required=True)
 
     build = data.add_parser("build", help="write a prompt/completion tuning mixture")
-    build.add_argument("--tasks", required=True, help="task specs, comma-separated (folder, file?cols, hf:id, preset, builtin[:family])")
+    build.add_argument("--tasks", required=True,
+                       help="task specs, comma-separated (folder, file?cols, hf:id, preset, builtin[:family])")
     build.add_argument("--out", required=True, help="output folder (train.jsonl + manifest.json)")
     build.add_argument("--n", type=positive_int, default=10_000, help="number of prompts")
     build.add_argument("--seed", type=nonnegative_int, default=0)
     build.add_argument("--cap", type=positive_int, default=25_000, help="query examples per task (paper: 25k)")
     build.add_argument("--k-min", type=positive_int, default=2, help="fewest exemplars per class")
     build.add_argument("--k-max", type=positive_int, default=10, help="most exemplars per class")
-    build.add_argument("--symbol-fraction", type=fraction, default=1.0, help="share of symbol prompts; the rest use natural labels")
+    build.add_argument("--symbol-fraction", type=fraction, default=1.0,
+                       help="share of symbol prompts; the rest use natural labels")
     build.add_argument("--natural", action="store_true", help="the natural-label control (same as --symbol-fraction 0)")
-    build.add_argument("--random-labels", action="store_true", help="the random-label control: inconsistent labels within a prompt")
-    build.add_argument("--allow-natural-symbols", action="store_true", help="do not reject symbols equal to a natural label name")
-    build.add_argument("--eval-tasks", default="", help="task names or specs held out for evaluation; refused as tuning tasks")
+    build.add_argument("--random-labels", action="store_true",
+                       help="the random-label control: inconsistent labels within a prompt")
+    build.add_argument("--allow-natural-symbols", action="store_true",
+                       help="do not reject symbols equal to a natural label name")
+    build.add_argument("--eval-tasks", default="",
+                       help="task names or specs held out for evaluation; refused as tuning tasks")
     build.add_argument("--format", default=None, help="one fixed prompt format instead of a random one per prompt")
-    build.add_argument("--tokenizer", default=None, help="model whose tokenizer counts tokens (enables exact budgets and totals)")
-    build.add_argument("--max-tokens", type=positive_int, default=None, help="token budget per prompt; exemplars are dropped to fit")
+    build.add_argument("--tokenizer", default=None,
+                       help="model whose tokenizer counts tokens (enables exact budgets and totals)")
+    build.add_argument("--max-tokens", type=positive_int, default=None,
+                       help="token budget per prompt; exemplars are dropped to fit")
     build.set_defaults(func=run_data_build)
 
     show = data.add_parser("show", help="render a few prompts for a human to read")
@@ -78,7 +86,8 @@ def run_data_build(args) -> None:
         avoid_natural=not args.allow_natural_symbols, max_tokens=args.max_tokens, fmt=args.format,
     )
     check_config(cfg)
-    check_outputs({"--out": args.out}, {"task": split_specs(args.tasks), "evaluation task": split_specs(args.eval_tasks),
+    check_outputs({"--out": args.out}, {"task": split_specs(args.tasks),
+                                        "evaluation task": split_specs(args.eval_tasks),
                                         "tokenizer": args.tokenizer})
     check_own_folder(args.out, "--out", ("manifest.json",), "symtune data build")
     started = time.perf_counter()
@@ -97,15 +106,19 @@ def run_data_show(args) -> None:
         for row in rows[: args.n]:
             print(f"=== {row.get('id')} · {row.get('task')} · {row.get('kind')} · {row.get('format')} · "
                   f"mapping {row.get('mapping')}")
-            print(row["prompt"] + f"\033[1m{row['completion']}\033[0m" if sys.stdout.isatty() else row["prompt"] + row["completion"])
+            print(row["prompt"] + f"\033[1m{row['completion']}\033[0m" if sys.stdout.isatty()
+                  else row["prompt"] + row["completion"])
             print()
         return
     if not args.tasks:
         raise SymtuneError("give a mixture folder or --tasks")
-    setting = Setting(instruction=args.instruction, symbols=not args.natural, flip=args.flip, flip_query=args.flip_query)
+    setting = Setting(instruction=args.instruction, symbols=not args.natural, flip=args.flip,
+                      flip_query=args.flip_query)
     for task in load_task_list(split_specs(args.tasks), seed=args.seed):
-        for i, prompt in enumerate(build_eval_prompts(task, n=args.n, k=args.k, setting=setting, seed=args.seed, fmt=args.format)):
-            print(f"=== {task.name} #{i} · {setting.name} · {prompt.format} · mapping {prompt.mapping} · answer {prompt.target!r}")
+        for i, prompt in enumerate(build_eval_prompts(task, n=args.n, k=args.k, setting=setting, seed=args.seed,
+                                                      fmt=args.format)):
+            print(f"=== {task.name} #{i} · {setting.name} · {prompt.format} · mapping {prompt.mapping} · "
+                  f"answer {prompt.target!r}")
             print(prompt.text + prompt.completion)
             print()
 
@@ -114,31 +127,38 @@ def add_eval_parser(subparsers) -> None:
     p = subparsers.add_parser("eval", help="in-context-learning evaluation suites (papers.md §1.7–1.10)")
     p.add_argument("--model", action="append", default=[], help="model to evaluate (repeat for several)")
     p.add_argument("--suite", required=True, choices=SUITES)
-    p.add_argument("--tasks", default=None, help="task specs, comma-separated (the linear suite defaults to builtin:linear)")
+    p.add_argument("--tasks", default=None,
+                   help="task specs, comma-separated (the linear suite defaults to builtin:linear)")
     p.add_argument("--out", required=True, help="output folder: results.json, results.md, cache/")
     p.add_argument("--n", type=positive_int, default=100, help="prompts per task and seed (paper: at most 100)")
     p.add_argument("--k", type=positive_int, default=4, help="exemplars per class (the kcurve suite sweeps 1, 2, 4, 8)")
     p.add_argument("--seeds", type=positive_int, default=3, help="number of seeds (new exemplars and symbols each)")
     p.add_argument("--format", default=None, help="one fixed prompt format (default: a seeded random one per prompt)")
     p.add_argument("--no-calibration", action="store_true", help="skip the content-free pass (acc_calibrated)")
-    p.add_argument("--generate", action="store_true", help="also greedy generation + exact match on classification prompts")
-    p.add_argument("--max-new-tokens", type=positive_int, default=48, help="cap on generated tokens (it stops at the line break)")
+    p.add_argument("--generate", action="store_true",
+                   help="also greedy generation + exact match on classification prompts")
+    p.add_argument("--max-new-tokens", type=positive_int, default=48,
+                   help="cap on generated tokens (it stops at the line break)")
     p.add_argument("--token-budget", type=positive_int, default=None,
                    help="prompt tokens a batch may hold in its cache, one copy per scored label (memory bound; "
                         "default for ranking: 2048 on a CPU, sized from free memory on a GPU; for generation: 16384)")
-    p.add_argument("--max-prompt-tokens", type=positive_int, default=None, help="drop exemplars so a prompt fits (estimated tokens)")
+    p.add_argument("--max-prompt-tokens", type=positive_int, default=None,
+                   help="drop exemplars so a prompt fits (estimated tokens)")
     p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"),
                    help="model weights' dtype (auto: bfloat16 where the CPU or GPU computes it natively)")
     p.add_argument("--attn-implementation", default=None,
-                   help="transformers' attention kernel: sdpa (its default), eager, flash_attention_2 (pip install flash-attn), ...")
+                   help="transformers' attention kernel: sdpa (its default), eager, "
+                        "flash_attention_2 (pip install flash-attn), ...")
     p.add_argument("--cache", default=None, help="request cache folder (default OUT/cache)")
     p.add_argument("--allow-seen", action="store_true", help="evaluate on tasks the model was tuned on")
-    p.add_argument("--export-lmeval", default=None, metavar="DIR", help="also write the suite as lm-evaluation-harness tasks")
+    p.add_argument("--export-lmeval", default=None, metavar="DIR",
+                   help="also write the suite as lm-evaluation-harness tasks")
     p.set_defaults(func=run_eval)
 
 
 def run_eval(args) -> None:
-    from symtune.scoring import process_state  # local: scoring pulls in torch, which --export-lmeval alone does not need
+    # local: scoring pulls in torch, which --export-lmeval alone does not need
+    from symtune.scoring import process_state
 
     specs = args.tasks or ("builtin:linear" if args.suite == "linear" else None)
     if not specs:
@@ -199,7 +219,8 @@ def handle_signals() -> dict:
 
 
 def output_folders(args) -> list:
-    """The folders a command writes into, for NewFolders: --out (its folder when it names a file), --cache, --export-lmeval."""
+    """The folders a command writes into, for NewFolders: --out (its folder when it names a file), --cache,
+    --export-lmeval."""
     out = getattr(args, "out", None)
     if out and getattr(args, "out_is_file", False):
         out = Path(out).parent

@@ -47,7 +47,8 @@ def split_tasks(data: str | None, eval_names: list[str] | None, seed: int):
 
 
 def run_demo(args) -> None:
-    from symtune.train.loop import ensure_tuned  # local: the training loop pulls in torch, which `demo --help` does not need
+    # local: the training loop pulls in torch, which `demo --help` does not need
+    from symtune.train.loop import ensure_tuned
 
     out = Path(args.out)
     check_outputs({"--out": out}, {"data": args.data, "model": args.model, "model cache": str(cache_dir())})
@@ -58,7 +59,8 @@ def run_demo(args) -> None:
     say = lambda msg: print(f"\n== {msg}", file=sys.stderr)  # noqa: E731
     started = time.perf_counter()
 
-    say(f"1/4 base model on the grid: {len(held_out)} unseen tasks × 4 settings × {args.n} prompts × {args.seeds} seeds")
+    say(f"1/4 base model on the grid: {len(held_out)} unseen tasks × 4 settings × {args.n} prompts × "
+        f"{args.seeds} seeds")
     evaluate([args.model], held_out, cfg, cache_dir=out / "cache", progress=True)
 
     say(f"2/4 symbol-tuning mixture from {len(tuning)} tasks")
@@ -86,15 +88,18 @@ def add_demo_parser(subparsers) -> None:
     p = subparsers.add_parser("demo", help="base eval → symbol-tune → eval again, on the embedded model")
     p.add_argument("--model", default="smollm2-135m-instruct")
     p.add_argument("--data", default=None, help="a folder of task folders (default: built-in generated tasks)")
-    p.add_argument("--eval-tasks", default=None, help="names of the held-out tasks in --data (default: the dev-eval tasks)")
+    p.add_argument("--eval-tasks", default=None,
+                   help="names of the held-out tasks in --data (default: the dev-eval tasks)")
     p.add_argument("--out", default="runs/demo", help="run folder; a re-run resumes where it stopped")
     p.add_argument("--recipe", default="cpu-small")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe key")
     # The defaults fit 20 minutes on 2 CPU cores without bf16 hardware (fp32); scale them up on a faster machine.
-    p.add_argument("--steps", type=nonnegative_int, default=50, help="tuning steps (overrides the recipe's; 0: the recipe's)")
+    p.add_argument("--steps", type=nonnegative_int, default=50,
+                   help="tuning steps (overrides the recipe's; 0: the recipe's)")
     p.add_argument("--n", type=positive_int, default=10, help="evaluation prompts per task, setting and seed")
     p.add_argument("--k", type=positive_int, default=4, help="exemplars per class in evaluation prompts")
     p.add_argument("--seeds", type=positive_int, default=2)
     p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the tasks and the mixture")
-    p.add_argument("--k-max", type=positive_int, default=4, help="most exemplars per class in tuning prompts (paper: 10)")
+    p.add_argument("--k-max", type=positive_int, default=4,
+                   help="most exemplars per class in tuning prompts (paper: 10)")
     p.set_defaults(func=run_demo)

@@ -81,7 +81,8 @@ def evaluate(model_specs: list[str], tasks: list[Task], cfg: EvalConfig, *, cach
         seconds = time.perf_counter() - start  # this run's scoring time; cached requests cost none
         results["models"][spec] = {"fingerprint": fingerprint, "dtype": dtype_name, "seconds": seconds,
                                    "scoring_seconds": cache.spent(),
-                                   "prompts_per_second": len(items) / seconds, **model_results(records, items, conditions)}
+                                   "prompts_per_second": len(items) / seconds,
+                                   **model_results(records, items, conditions)}
     return results
 
 

@@ -46,7 +46,8 @@ def score_items(model, tokenizer, items: list[Item], cfg: EvalConfig, cache: Req
             generate[generate_key(item, cfg)] = item.text
     budget = {"progress": progress} | ({} if cfg.token_budget is None else {"token_budget": cfg.token_budget})
     ranked = cache.run(partial(score_requests, model, tokenizer), rank, **budget)
-    generated = cache.run(partial(generate_until, model, tokenizer, max_new_tokens=cfg.max_new_tokens), generate, **budget)
+    generated = cache.run(partial(generate_until, model, tokenizer, max_new_tokens=cfg.max_new_tokens), generate,
+                          **budget)
     return [judge(item, ranked, generated, cfg) for item in items]
 
 

@@ -36,8 +36,10 @@ def task_config(name: str, data_file: Path, generation: bool, max_new_tokens: in
             "output_type": "generate_until",
             "doc_to_target": "target",
             "generation_kwargs": {"until": ["\n"], "do_sample": False, "max_gen_toks": max_new_tokens},
-            "filter_list": [{"name": "strip", "filter": [{"function": "remove_whitespace"}, {"function": "take_first"}]}],
-            "metric_list": [{"metric": "exact_match", "aggregation": "mean", "higher_is_better": True, "ignore_case": True}],
+            "filter_list": [{"name": "strip",
+                             "filter": [{"function": "remove_whitespace"}, {"function": "take_first"}]}],
+            "metric_list": [{"metric": "exact_match", "aggregation": "mean", "higher_is_better": True,
+                             "ignore_case": True}],
         }
     return config | {
         "output_type": "multiple_choice",
@@ -52,7 +54,8 @@ def write_yaml(path: Path, data: dict) -> None:
         yaml.safe_dump(data, f, sort_keys=False, allow_unicode=True)
 
 
-def export_suite(items: list[Item], conditions: list[Condition], out, *, suite: str, max_new_tokens: int = 48) -> list[str]:
+def export_suite(items: list[Item], conditions: list[Condition], out, *, suite: str,
+                 max_new_tokens: int = 48) -> list[str]:
     """Write the tasks of `items` (suites.build_items) under `out`; the task names."""
     out = Path(out).resolve()
     groups = defaultdict(list)
@@ -66,7 +69,8 @@ def export_suite(items: list[Item], conditions: list[Condition], out, *, suite: 
                  **({"target": r.target} if generation else {"choices": r.candidates, "answer": r.answer})}
                 for r in rows]
         write_jsonl(out / "prompts" / f"{name}.jsonl", docs)
-        write_yaml(out / f"{name}.yaml", task_config(name, out / "prompts" / f"{name}.jsonl", generation, max_new_tokens))
+        write_yaml(out / f"{name}.yaml",
+                   task_config(name, out / "prompts" / f"{name}.jsonl", generation, max_new_tokens))
         names.append(name)
     metric = "exact_match" if any(c.generation for c in conditions) else "acc"
     write_yaml(out / f"symtune_{suite}.yaml", {

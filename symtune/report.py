@@ -9,9 +9,9 @@ import sys
 from pathlib import Path
 
 from symtune.errors import SymtuneError
-from symtune.suites import SUITES
 from symtune.io import atomic_write, pyplot, read_json, save_figure, write_json
 from symtune.stats import excludes_zero, paired_difference
+from symtune.suites import SUITES
 from symtune.validate import Each, check_outputs, check_schema
 
 METRICS = {  # name -> what the tables call it
@@ -100,7 +100,8 @@ def markdown(results: dict) -> str:
         parts += [f"### {metric}: {METRICS[metric]}", table(["model", *heads], rows)]
     parts += paired_differences(models, conditions, heads, present_metrics(results), results.get("comparisons", ()))
     for model, m in models.items():
-        parts += per_task_table(model, [m["conditions"][c["name"]] for c in conditions], heads, present_metrics(results))
+        parts += per_task_table(model, [m["conditions"][c["name"]] for c in conditions], heads,
+                                present_metrics(results))
     return "\n\n".join(parts) + "\n"
 
 

@@ -35,7 +35,8 @@ def mean_or_none(values: list[float]) -> float | None:
 def summarize(per_seed: dict[int, dict[str, float]]) -> dict:
     """{metric: {mean, stderr, per_seed}} from {seed: {metric: value}}."""
     metrics = sorted({m for values in per_seed.values() for m in values})
-    return {m: {**mean_se([v[m] for v in per_seed.values() if m in v]), "per_seed": [v.get(m) for v in per_seed.values()]}
+    return {m: {**mean_se([v[m] for v in per_seed.values() if m in v]),
+                "per_seed": [v.get(m) for v in per_seed.values()]}
             for m in metrics}
 
 
@@ -77,7 +78,8 @@ def mean_over(tasks: list[str], seeds: list[int], cell_means: dict, per_task: di
     per_seed = {}
     for s in seeds:
         metrics = {m for t in tasks for m in cell_means[t, s]}
-        per_seed[s] = {m: statistics.fmean(cell_means[t, s][m] for t in tasks if m in cell_means[t, s]) for m in metrics}
+        per_seed[s] = {m: statistics.fmean(cell_means[t, s][m] for t in tasks if m in cell_means[t, s])
+                       for m in metrics}
     chances = [per_task[t]["chance"] for t in tasks if per_task[t]["chance"] is not None]
     return {"n_tasks": len(tasks), "chance": mean_or_none(chances), "metrics": summarize(per_seed)}
 

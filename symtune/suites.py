@@ -17,7 +17,14 @@ from dataclasses import dataclass
 
 from symtune.errors import SymtuneError
 from symtune.prompts import (
-    GRID, Setting, build_eval_prompts, build_generation_prompt, eval_queries, input_text, max_k, render,
+    GRID,
+    Setting,
+    build_eval_prompts,
+    build_generation_prompt,
+    eval_queries,
+    input_text,
+    max_k,
+    render,
 )
 from symtune.tasks.task import Task, family
 
@@ -242,7 +249,8 @@ def build_items(tasks: list[Task], cfg: EvalConfig,
     for cond in conditions:
         chosen[cond.name] = [t for t in tasks if not cond.binary_only or len(t.labels) == 2]
         if not chosen[cond.name]:
-            raise SymtuneError(f"the {cfg.suite} suite needs binary tasks; none of {', '.join(t.name for t in tasks)} is")
+            raise SymtuneError(f"the {cfg.suite} suite needs binary tasks; "
+                               f"none of {', '.join(t.name for t in tasks)} is")
         for task in chosen[cond.name]:
             check_task(task, cond, cfg)
     skips = {}

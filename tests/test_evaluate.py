@@ -86,7 +86,8 @@ def test_binary_only_conditions_drop_multiclass_tasks():
     (toy_task(per_class=4), EvalConfig(suite="grid", n=2, k=4), "k=4"),
     (toy_task(per_class=6), EvalConfig(suite="kcurve", n=2), "k=8"),
     (toy_task(), EvalConfig(suite="algorithmic", n=2), "classification task"),
-    (Task("gen", [], [], [Example("[1]", "[]"), Example("[2]", "[2]")]), EvalConfig(suite="grid", n=2), "generation task"),
+    (Task("gen", [], [], [Example("[1]", "[]"), Example("[2]", "[2]")]), EvalConfig(suite="grid", n=2),
+     "generation task"),
 ])
 def test_bad_suite_inputs_are_refused_before_any_model_loads(task, cfg, message):
     with pytest.raises(SymtuneError, match=message):

@@ -26,7 +26,8 @@ def fake_results(suite, models=("base", "tuned"), n=4, seeds=(0, 1)):
         records = []
         for item in items:
             pred = rng.randrange(len(item.candidates))
-            records.append({**{k: getattr(item, k) for k in ("id", "task", "condition", "seed", "candidates", "answer")},
+            records.append({**{k: getattr(item, k)
+                               for k in ("id", "task", "condition", "seed", "candidates", "answer")},
                             "prediction": item.candidates[pred],
                             "metrics": {"acc": float(pred == item.answer), "acc_norm": 0.0}})
         results["models"][model] = model_results(records, items, conditions)
@@ -46,7 +47,8 @@ def test_kcurve_reports_the_exemplars_a_token_budget_dropped():
     cfg = EvalConfig(suite="kcurve", n=4, seeds=(0,), max_prompt_tokens=200)
     tasks = [toy_task("bin", per_class=16)]
     conditions, items = build_items(tasks, cfg)
-    shown = {c["name"]: c["exemplars_per_class"] for c in new_results(cfg, conditions, items, tasks, ["toy"])["conditions"]}
+    shown = {c["name"]: c["exemplars_per_class"]
+             for c in new_results(cfg, conditions, items, tasks, ["toy"])["conditions"]}
     assert shown["k1"] == 1 and shown["k2"] == 2 and shown["k8"] < 8
     results = fake_results("kcurve")  # no budget: every prompt shows its k, and the tables say nothing
     assert "actually shown" not in markdown(results)
@@ -89,7 +91,8 @@ def test_lmeval_export_writes_prompts_and_task_yaml(tmp_path):
         assert len(docs) == 3 * 2
         assert all(0 <= d["answer"] < len(d["choices"]) for d in docs)
     expected = {(i.text, tuple(i.candidates), i.answer) for i in items}
-    exported = {(d["text"], tuple(d["choices"]), d["answer"]) for n in names for d in read_jsonl(tmp_path / "prompts" / f"{n}.jsonl")}
+    exported = {(d["text"], tuple(d["choices"]), d["answer"])
+                for n in names for d in read_jsonl(tmp_path / "prompts" / f"{n}.jsonl")}
     assert exported == expected
 
 
@@ -110,7 +113,8 @@ def test_lmeval_can_load_the_exported_tasks(tmp_path, suite, task):
         if suite == "algorithmic":
             assert task.OUTPUT_TYPE == "generate_until" and task.doc_to_target(docs[0]) == docs[0]["target"]
         else:
-            assert task.doc_to_choice(docs[0]) == docs[0]["choices"] and task.doc_to_target(docs[0]) == docs[0]["answer"]
+            assert (task.doc_to_choice(docs[0]) == docs[0]["choices"]
+                    and task.doc_to_target(docs[0]) == docs[0]["answer"])
 
 
 def test_lmeval_reproduces_symtune_scores_on_the_exported_tasks(tmp_path, tiny_model_dir):

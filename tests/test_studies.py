@@ -7,6 +7,7 @@ import json
 import re
 
 import pytest
+
 from symtune.errors import SymtuneError
 from symtune.scoring import score_requests_naive
 from symtune.studies import generalization as gen
@@ -48,7 +49,8 @@ def test_study_datasets_share_almost_no_entities_and_refuse_unknown_sizes(tiny_d
 
 def test_document_pairs_split_sentences_as_asked():
     doc = "Grud are zept. Grud vorp telk.\nA: Telk are blick."
-    assert gen.document_pairs([doc]) == [("\n", "Grud are zept."), ("\n", "Grud vorp telk."), ("\n", "A: Telk are blick.")]
+    assert gen.document_pairs([doc]) == [("\n", "Grud are zept."), ("\n", "Grud vorp telk."),
+                                         ("\n", "A: Telk are blick.")]
     cumulative = gen.document_pairs([doc], "cumulative")
     assert cumulative[0] == ("\n", "Grud are zept.") and cumulative[1] == ("\nGrud are zept.", " Grud vorp telk.")
     assert gen.document_pairs([doc], "none") == [("\n", doc)]
@@ -64,7 +66,8 @@ def test_training_rows_form_a_mixture_with_loss_on_the_sentences(tmp_path, tiny_
     gen.write_mixture(tmp_path / "mix", rows, 0, {})
     read, manifest = read_mixture(tmp_path / "mix")
     assert read == rows and manifest["n"] == len(rows) and manifest["tasks"]["semantic"]["count"] == len(rows)
-    for (ids, n_prompt), row in zip(encode(tokenizer, [r["prompt"] for r in rows[:20]], [r["completion"] for r in rows[:20]]),
+    for (ids, n_prompt), row in zip(encode(tokenizer, [r["prompt"] for r in rows[:20]],
+                                           [r["completion"] for r in rows[:20]]),
                                     rows[:20]):
         assert n_prompt >= 1 and tokenizer.decode(ids[n_prompt:]).strip() == row["completion"].strip()
 
@@ -103,7 +106,8 @@ def test_icl_contexts_fit_the_budget_and_state_the_premises(tiny_data, tokenizer
             if budget == 1000:  # room for the premises' documents: each premise is stated in the prompt
                 answer = item.facts[item.answer]
                 for premise in data.derived.get(answer, (answer,)):
-                    assert any(d in documents for d, facts in zip(data.documents, data.document_facts) if premise in facts)
+                    assert any(d in documents
+                               for d, facts in zip(data.documents, data.document_facts) if premise in facts)
 
 
 def test_select_documents_takes_the_needed_first_then_fills():
@@ -125,7 +129,8 @@ def test_mc_predictions_pick_the_option_with_the_highest_log_prob(tiny_lm):
 
 
 def test_parse_augmentations_keeps_whole_sentences_without_labels():
-    text = " Femp are a kind of glon.\nReversal: Glon include femp.\n- 1. Zept things\nInferences:\nAll yomp are glon.\nRephrasing: Femp are a kind of glon."
+    text = (" Femp are a kind of glon.\nReversal: Glon include femp.\n- 1. Zept things\nInferences:\n"
+            "All yomp are glon.\nRephrasing: Femp are a kind of glon.")
     assert gen.parse_augmentations(text) == ["Femp are a kind of glon.", "Glon include femp.", "All yomp are glon."]
     assert gen.parse_augmentations("") == [] and gen.parse_augmentations("Rephrasing: so") == []
 
@@ -227,7 +232,8 @@ def test_both_studies_run_end_to_end_resume_and_report(tmp_path, tiny_model_dir)
     stages = [json.loads(line)["stage"] for line in (tmp_path / "two/seed0/two_stage/model/train_log.jsonl").open()]
     assert stages == [0, 1] and len(two["losses"][0]["two_stage"]) == 2
 
-    doc = write_report([str(tmp_path / "gen/results.json"), str(tmp_path / "two/results.json")], tmp_path / "docs/results.md")
+    doc = write_report([str(tmp_path / "gen/results.json"), str(tmp_path / "two/results.json")],
+                       tmp_path / "docs/results.md")
     text = doc.read_text()
     assert "`symtune study generalization`" in text and "`symtune study two-stage`" in text
     assert (tmp_path / "docs/results/generalization.png").stat().st_size > 0 and "](results/two_stage.png)" in text

@@ -47,7 +47,8 @@ def test_a_suite_name_is_registered_once():
 def test_the_new_suite_runs_through_evaluate_and_the_report(tiny_model_dir, tmp_path):
     results = evaluate([str(tiny_model_dir)], tasks(), CFG, cache_dir=tmp_path / "cache")
     model = results["models"][str(tiny_model_dir)]
-    assert results["suite"] == "tiny-example" and [c["name"] for c in results["conditions"]] == ["natural", "symbols-k1"]
+    assert (results["suite"] == "tiny-example"
+            and [c["name"] for c in results["conditions"]] == ["natural", "symbols-k1"])
     assert len(model["predictions"]) == 16
     assert model["conditions"]["symbols-k1"]["tasks"]["tri"]["chance"] == pytest.approx(1 / 3)
     write_results(results, tmp_path)

@@ -41,7 +41,8 @@ def study_recipe(name: str, overrides: list[str], steps: int, stages: list | Non
 
 def tuned(model: str, data, out: Path, recipe) -> Path:
     """`model` tuned on `data` (or the recipe's stages) into `out`, unless `out` already holds it."""
-    from symtune.train.loop import ensure_tuned  # local: the training loop pulls in torch, which `study --help` does not need
+    # local: the training loop pulls in torch, which `study --help` does not need
+    from symtune.train.loop import ensure_tuned
 
     return ensure_tuned(model, data, out, recipe, progress=False)
 

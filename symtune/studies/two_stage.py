@@ -32,7 +32,14 @@ from symtune.prompts import Setting
 from symtune.stats import aggregate, mean_se
 from symtune.studies.nonsense import nonsense_words
 from symtune.studies.runs import (
-    Clock, cached, drop_weights, load_scored, scoring_record, study_recipe, tuned, write_mixture,
+    Clock,
+    cached,
+    drop_weights,
+    load_scored,
+    scoring_record,
+    study_recipe,
+    tuned,
+    write_mixture,
 )
 from symtune.studies.scan import SCAN_ACTIONS, interpret, scan_split
 from symtune.studies.symbol_evol import symbol_evol_rows
@@ -76,7 +83,8 @@ def scan_data(cfg: TwoStageConfig, seed: int) -> tuple[list[Example], dict[str, 
     held_out = [c for c in dict.fromkeys(train) if c != "jump" and short(c)][: cfg.n_eval]
     training = [c for c in train if short(c) and c not in held_out]
     jump = [c for c in test if short(c)][: cfg.n_eval]
-    return labelled(training), {"iid": labelled(held_out), "add_jump": labelled(jump), "unseen_symbols": labelled(held_out)}
+    return labelled(training), {"iid": labelled(held_out), "add_jump": labelled(jump),
+                                "unseen_symbols": labelled(held_out)}
 
 
 def scan_prompts(cfg: TwoStageConfig, seed: int, training: list[Example], tests: dict) -> dict[str, list[dict]]:
@@ -212,7 +220,8 @@ def run_two_stage(cfg: TwoStageConfig, out, command: str = "") -> dict:
     out, clock = Path(out), Clock()
     per_seed = [run_seed(cfg, seed, out / f"seed{seed}", clock) for seed in range(cfg.seeds)]
     results = {"study": "two_stage", "command": command, "seconds": round(clock.seconds(), 1), "config": asdict(cfg),
-               "versions": versions(), "scoring": scoring_record(), **summarize(per_seed), "losses": [s["losses"] for s in per_seed]}
+               "versions": versions(), "scoring": scoring_record(), **summarize(per_seed),
+               "losses": [s["losses"] for s in per_seed]}
     write_json(out / "results.json", results)
     print(f"two-stage study -> {out / 'results.json'}", file=sys.stderr)
     return results
