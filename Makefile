@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 test: setup
+	$(VENV)/bin/ruff check symtune tests benchmarks scripts
 	$(PY) -m pytest $(PYTEST_ARGS) -m "not slow"
 
 test-all: setup
