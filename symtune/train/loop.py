@@ -90,8 +90,8 @@ def keep_freed_memory() -> None:
     """Have glibc keep freed memory for the next allocation instead of handing it back to the OS.
     A CPU step allocates and frees GBs of activations; by default glibc returns much of it (large
     blocks are mmap'd and unmapped, the heap's free top is trimmed) and the next step page-faults
-    it in again, hundreds of thousands of faults a step (benchmarks/bench_allocator.py). The
-    process keeps its peak memory instead. Does nothing without glibc."""
+    it all in again (benchmarks/bench_step_memory.py counts the faults). The process keeps its peak
+    memory instead. Does nothing without glibc."""
     try:
         libc = ctypes.CDLL("libc.so.6")
     except OSError:
