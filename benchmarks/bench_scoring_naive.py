@@ -25,8 +25,9 @@ from common import DATA, run_info, use_threads
 from symtune.io import write_json
 from symtune.judge import rank_request
 from symtune.models import load_model
+from symtune.naive import score_requests_naive
 from symtune.prompts import Setting
-from symtune.scoring import Request, score_requests, score_requests_naive
+from symtune.scoring import Request, score_requests
 from symtune.suites import Condition, EvalConfig, build_items
 from symtune.tasks.registry import load_task_list
 

@@ -52,6 +52,7 @@ import symtune.scoring as scoring
 from symtune.errors import SymtuneError
 from symtune.io import read_json, read_jsonl, write_jsonl
 from symtune.models import load_model, load_tokenizer, resolve_model
+from symtune.naive import score_requests_naive
 from symtune.tasks.builtin import load_builtin
 from symtune.train.data import encode, make_batches, pack
 from symtune.train.loop import supervised_logits
@@ -167,7 +168,7 @@ def scoring_check(setup, name: str) -> list[dict]:
         model, tokenizer = load_model(setup.models[name], dtype=dtype)
         model.to(setup.device)
         window = scoring.sliding_window(model)
-        naive = scoring.score_requests_naive(model, tokenizer, requests)
+        naive = score_requests_naive(model, tokenizer, requests)
         for path in ("tree", "copy"):
             # The copy path is the one models without per-layer masks take (flash attention, Mistral).
             forced = (mock.patch.object(scoring, "tree_attention", lambda m: False) if path == "copy"

@@ -56,10 +56,10 @@ class RequestCache:
     def run(self, fn, requests: dict, **kwargs) -> dict:
         """{key: result} for {key: request}; only requests not in the cache reach fn. Several
         processes first agree on what is missing, so that they deal out the same batches."""
-        # local: accelerate and scoring pull in torch, which reading a cache does not need
+        # local: accelerate and batching pull in torch, which reading a cache does not need
         from accelerate.utils import gather_object
 
-        from symtune.scoring import process_state
+        from symtune.batching import process_state
 
         self.asked.update(requests)
         todo = [key for key in requests if key not in self.results]

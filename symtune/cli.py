@@ -157,8 +157,8 @@ def add_eval_parser(subparsers) -> None:
 
 
 def run_eval(args) -> None:
-    # local: scoring pulls in torch, which --export-lmeval alone does not need
-    from symtune.scoring import process_state
+    # local: batching pulls in torch, which --export-lmeval alone does not need
+    from symtune.batching import process_state
 
     specs = args.tasks or ("builtin:linear" if args.suite == "linear" else None)
     if not specs:

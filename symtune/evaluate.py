@@ -58,9 +58,9 @@ def versions() -> dict:
 def evaluate(model_specs: list[str], tasks: list[Task], cfg: EvalConfig, *, cache_dir, task_specs=(),
              progress: bool = False) -> dict:
     """Run a suite on every model; the results dict that report.write_results saves."""
-    # local: models and scoring pull in torch; building items and checking tasks come first without it
+    # local: batching and models pull in torch; building items and checking tasks come first without it
+    from symtune.batching import process_state
     from symtune.models import load_model, scoring_fingerprint, torch_dtype
-    from symtune.scoring import process_state
 
     conditions, items = build_items(tasks, cfg)
     for spec in model_specs:

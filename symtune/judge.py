@@ -6,12 +6,13 @@ content-free prompt, the query replaced by "N/A"). BIG-bench prompts, and all pr
 `generate`, are also answered by greedy generation and exact match; outputs that are not a label
 count as wrong.
 
-symtune.scoring (and so torch) is imported inside the functions that call it, so that commands
-which only build items never load torch.
+symtune.scoring and symtune.generation (and so torch) are imported inside the functions that call
+them, so that commands which only build items never load torch.
 """
 
 from functools import partial
 
+from symtune.answers import normalize
 from symtune.cache import RequestCache, request_key
 from symtune.suites import EvalConfig, Item
 
@@ -35,7 +36,9 @@ def generate_key(item: Item, cfg: EvalConfig) -> str:
 def score_items(model, tokenizer, items: list[Item], cfg: EvalConfig, cache: RequestCache,
                 progress: bool = False) -> list[dict]:
     """One record per item: prediction, scores, and 0/1 metrics."""
-    from symtune.scoring import generate_until, score_requests  # local: keeps torch out
+    # local: both pull in torch (see the module docstring)
+    from symtune.generation import generate_until
+    from symtune.scoring import score_requests
 
     rank, generate = {}, {}
     for item in items:
@@ -59,8 +62,6 @@ def judge(item: Item, ranked: dict, generated: dict, cfg: EvalConfig) -> dict:
     """The item's record. Metrics: acc / acc_norm / acc_calibrated rank the candidates (the
     presented labels, or a BIG-bench task's candidate targets); acc_gen is exact match of the
     greedy generation; label_rate says whether that generation is one of the labels."""
-    from symtune.scoring import normalize  # local: keeps torch out
-
     record = {key: getattr(item, key) for key in ("id", "task", "condition", "seed", "target", "candidates", "answer")}
     metrics = {}
     if item.candidates:

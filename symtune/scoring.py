@@ -1,4 +1,4 @@
-"""Scoring a causal LM on prompts: rank classification with a shared prefix, and generation.
+"""Scoring a causal LM on prompts: rank classification with a shared prefix.
 
 Rank classification (papers.md §6.1.7): the summed log-probability of every token of each
 candidate continuation after the prompt. A request may also carry several tails, e.g. a query
@@ -19,25 +19,23 @@ prompt and each candidate are tokenized jointly and split at the prompt's own to
 a joint tokenization merges across that boundary, the split moves back to the longest token
 prefix that all candidates share.
 
-Work is batched by length under a token budget (sorted, so padding stays small). For the
-tree, the contexts are right-padded and run without a mask, so the attention kernel takes its
-fast causal path; the padding this leaves before the tree is masked in the second call. Under
-`accelerate launch` whole batches are dealt to processes and the results gathered, so every
-example is computed in the same batch as in a single-process run.
+Work is batched by length under a token budget (symtune.batching, which also deals batches to
+processes under `accelerate launch`). For the tree, the contexts are right-padded and run
+without a mask, so the attention kernel takes its fast causal path; the padding this leaves
+before the tree is masked in the second call. Generation is in symtune.generation, the naive
+reference scorer (the tests' oracle) in symtune.naive.
 """
 
 import contextlib
-import os
-import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import torch
-from tqdm.auto import tqdm
-from transformers import DynamicCache, StoppingCriteria, StoppingCriteriaList, StopStringCriteria
+from transformers import DynamicCache
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
+from symtune.batching import map_batches, pad, pad_id
 from symtune.errors import SymtuneError
 
 # transformers renamed the key/value cache argument and output field from past_key_values to cache
@@ -111,70 +109,6 @@ def encode_request(tokenizer, context: str, continuations: Sequence[str], tails:
                    [f[start:] for g, start in zip(fulls, starts) for f in g])
 
 
-def length_batches(lengths: Sequence[int], token_budget: int) -> list[list[int]]:
-    """Indices grouped longest first so that len(batch) * longest <= token_budget (or one item)."""
-    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
-    batches = []
-    for i in order:
-        if batches and (len(batches[-1]) + 1) * lengths[batches[-1][0]] <= token_budget:
-            batches[-1].append(i)
-        else:
-            batches.append([i])
-    return batches
-
-
-def process_state():
-    """accelerate's view of the processes. Without CUDA, processes started by torchrun (or
-    `accelerate launch --multi_gpu`) are joined over gloo on the CPU."""
-    from accelerate import PartialState
-
-    return PartialState(cpu=not torch.cuda.is_available() and int(os.environ.get("WORLD_SIZE", "1")) > 1)
-
-
-def map_batches(fn: Callable[[list], list], items: list, lengths: Sequence[int], *, token_budget: int,
-                progress: bool = False, desc: str | None = None,
-                on_batch: Callable[[list[int], list], None] | None = None) -> list:
-    """fn over length batches of items, in order of items. Under several processes
-    (accelerate) each takes every n-th batch and the results are gathered on all of them.
-    `on_batch(indices, results)` sees each finished batch of this process (for caching)."""
-    from accelerate.utils import gather_object
-
-    state = process_state()
-    mine = length_batches(lengths, token_budget)[state.process_index :: state.num_processes]
-    done = []
-    with tqdm(total=sum(map(len, mine)), desc=desc, disable=not progress or not state.is_local_main_process) as bar:
-        for batch in mine:
-            results = fn([items[i] for i in batch])
-            if on_batch:
-                on_batch(batch, results)
-            done += zip(batch, results)
-            bar.update(len(batch))
-    if state.num_processes > 1:
-        done = gather_object(done)
-    out = [None] * len(items)
-    for i, result in done:
-        out[i] = result
-    return out
-
-
-def pad(seqs: Sequence[Sequence[int]], value: int, left: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """(ids, attention mask) padded to the longest sequence."""
-    width = max(map(len, seqs))
-    ids = torch.full((len(seqs), width), value, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for row, seq in enumerate(seqs):
-        span = slice(width - len(seq), width) if left else slice(0, len(seq))
-        ids[row, span] = torch.tensor(seq, dtype=torch.long)
-        mask[row, span] = 1
-    return ids, mask
-
-
-def pad_id(tokenizer) -> int:
-    for token_id in (tokenizer.pad_token_id, tokenizer.eos_token_id, 0):
-        if token_id is not None:
-            return token_id
-
-
 def last_n_mask(lengths: Sequence[int], scored: Sequence[int], width: int) -> torch.Tensor:
     """1 on the last scored[i] of the first lengths[i] positions of each row."""
     mask = torch.zeros((len(lengths), width), dtype=torch.long)
@@ -199,14 +133,6 @@ def target_logprobs(logits: torch.Tensor, targets: torch.Tensor, rows: torch.Ten
             logprobs[mine] = part[rows[mine] - start, targets[mine]]
             is_argmax[mine] = part.argmax(-1)[rows[mine] - start] == targets[mine]
     return logprobs, is_argmax
-
-
-def continuation_scores(logits: torch.Tensor, targets: torch.Tensor,
-                        mask: torch.Tensor) -> tuple[list[float], list[bool]]:
-    """Summed log-prob and greedy flag over the masked positions of each row; logits[:, t]
-    predicts targets[:, t]."""
-    token_lp, is_argmax = (t.view(targets.shape) for t in target_logprobs(logits.flatten(0, 1), targets.flatten()))
-    return (token_lp * mask).sum(-1).tolist(), (is_argmax | (mask == 0)).all(-1).tolist()
 
 
 def positions_after(mask: torch.Tensor, new_mask: torch.Tensor) -> torch.Tensor:
@@ -448,99 +374,3 @@ def score_requests(model, tokenizer, requests: Sequence[Request | tuple], *, tok
         lengths = [(len(e.prefix) + max(map(len, e.tails))) * len(e.continuations) for e in encoded]
     return map_batches(lambda batch: score_shared_prefix(model, batch, pad_id(tokenizer)), encoded, lengths,
                        token_budget=token_budget, progress=progress, desc="scoring", on_batch=on_batch)
-
-
-@torch.inference_mode()
-def score_full_sequences(model, seqs: list[tuple[int, list[int]]], pad_value: int) -> list[tuple[float, bool]]:
-    """(log-prob, greedy) of the last n tokens of each (n, token ids) sequence, one forward each."""
-    ids, mask = pad([s for _, s in seqs], pad_value)
-    logits = model(input_ids=ids.to(model.device), attention_mask=mask.to(model.device)).logits
-    # logits[:, t] predicts token t + 1: shift the targets left by one
-    targets = torch.cat([ids[:, 1:], ids[:, :1]], dim=1)
-    target_mask = last_n_mask([len(s) - 1 for _, s in seqs], [n for n, _ in seqs], ids.shape[1])
-    sums, greedy = continuation_scores(logits, targets.to(logits.device), target_mask.to(logits.device))
-    return list(zip(sums, greedy))
-
-
-def score_requests_naive(model, tokenizer, requests: Sequence[Request | tuple], *, token_budget: int = 4096,
-                         progress: bool = False) -> list[Scores]:
-    """Reference scorer: one full forward per (context, tail, continuation), the way most
-    harnesses do it. Same token split as score_requests; used to check it and to benchmark it.
-    token_budget bounds the padded tokens of one forward pass (its logits cover every token)."""
-    encoded = [encode_request(tokenizer, *Request(*r)) for r in requests]
-    seqs = [(len(c), e.prefix + row) for e in encoded for c, row in zip(e.continuations, e.tailed())]
-    flat = map_batches(lambda batch: score_full_sequences(model, batch, pad_id(tokenizer)), seqs,
-                       [len(s) for _, s in seqs], token_budget=token_budget, progress=progress, desc="naive scoring")
-    results, start = [], 0
-    for e in encoded:
-        part = flat[start : start + len(e.continuations)]
-        results.append(Scores([lp for lp, _ in part], list(map(len, e.continuations)), [g for _, g in part]))
-        start += len(part)
-    return results
-
-
-class StopInGenerated(StoppingCriteria):
-    """transformers' stop-string criterion (which also finds a stop string split over tokens) on
-    the generated tokens alone: otherwise the prompt's end and the first new token can spell it
-    together (a prompt ending in a line break, stop "\\n\\n") and a row stops at once."""
-
-    def __init__(self, tokenizer, stop: str, prompt_width: int):
-        self.criterion, self.start = StopStringCriteria(tokenizer, [stop]), prompt_width
-
-    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
-        return self.criterion(input_ids[:, self.start :], scores)
-
-
-@contextlib.contextmanager
-def contiguous_head_input(model):
-    """`generate` feeds the LM head hidden[:, -1:], a strided slice. With a frozen bf16 head (a
-    merged LoRA model) torch's CPU matmul then falls off its fast kernel: for Gemma-3's 262k-token
-    head, seconds and GBs per batch instead of milliseconds. A contiguous copy is tiny."""
-    handle = model.get_output_embeddings().register_forward_pre_hook(lambda _, args: (args[0].contiguous(), *args[1:]))
-    try:
-        yield
-    finally:
-        handle.remove()
-
-
-@torch.inference_mode()
-def greedy_generate(model, tokenizer, prompts: list[list[int]], stop: str, max_new_tokens: int) -> list[str]:
-    ids, mask = pad(prompts, pad_id(tokenizer), left=True)
-    stopping = StoppingCriteriaList([StopInGenerated(tokenizer, stop, ids.shape[1])])
-    with contiguous_head_input(model):
-        out = model.generate(
-            input_ids=ids.to(model.device), attention_mask=mask.to(model.device), max_new_tokens=max_new_tokens,
-            do_sample=False, temperature=None, top_p=None, top_k=None, stopping_criteria=stopping,
-            eos_token_id=tokenizer.eos_token_id, pad_token_id=pad_id(tokenizer),
-        )
-    texts = tokenizer.batch_decode(out[:, ids.shape[1] :], skip_special_tokens=True)
-    return [text.split(stop)[0] for text in texts]
-
-
-def generate_until(model, tokenizer, contexts: Sequence[str], *, stop: str = "\n", max_new_tokens: int = 32,
-                   token_budget: int = 16384, progress: bool = False, on_batch=None) -> list[str]:
-    """Greedy continuation of each context, cut at the first `stop`. token_budget bounds the
-    padded prompt + new tokens of a batch."""
-    encoded = [tokenizer(ctx).input_ids for ctx in contexts]
-    return map_batches(
-        lambda batch: greedy_generate(model, tokenizer, batch, stop, max_new_tokens),
-        encoded, [len(e) + max_new_tokens for e in encoded], token_budget=token_budget, progress=progress,
-        desc="generating", on_batch=on_batch,
-    )
-
-
-QUOTES = "'\"`"
-
-
-def normalize(text: str, pattern: str | None = None) -> str | None:
-    """The answer in a generated line, for exact match: the first match of `pattern` (a task's
-    output regex) if given, stripped, casefolded and unquoted. None: no answer found."""
-    if pattern is not None:
-        found = re.search(pattern, text)
-        if not found:
-            return None
-        text = found.group(0)
-    text = text.strip().casefold()
-    if len(text) >= 2 and text[0] == text[-1] and text[0] in QUOTES:
-        text = text[1:-1].strip()
-    return text

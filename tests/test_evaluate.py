@@ -216,7 +216,7 @@ def test_evaluate_scores_every_prompt_and_resumes_from_the_cache(tiny_model_dir,
         raise AssertionError("the cache should have answered")
 
     monkeypatch.setattr("symtune.scoring.score_requests", no_model)
-    monkeypatch.setattr("symtune.scoring.generate_until", no_model)
+    monkeypatch.setattr("symtune.generation.generate_until", no_model)
     again = run_e2e(tiny_model_dir, tmp_path)
     assert again["models"][str(tiny_model_dir)]["predictions"] == records
 
@@ -233,7 +233,7 @@ SHARDED = """
 import json, sys
 sys.path.insert(0, {tests!r})
 from test_evaluate import run_e2e
-from symtune.scoring import process_state
+from symtune.batching import process_state
 results = run_e2e({model!r}, {cache!r})
 if process_state().is_main_process:
     json.dump([results["models"][{model!r}]["predictions"], process_state().num_processes], open({out!r}, "w"))

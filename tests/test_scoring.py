@@ -5,18 +5,12 @@ import torch
 from conftest import save_tiny_model
 from transformers import AutoModelForCausalLM
 
+from symtune.answers import normalize
+from symtune.batching import length_batches
 from symtune.errors import SymtuneError
-from symtune.scoring import (
-    Request,
-    encode_request,
-    generate_until,
-    length_batches,
-    normalize,
-    score_requests,
-    score_requests_naive,
-    target_logprobs,
-    tree_attention,
-)
+from symtune.generation import generate_until
+from symtune.naive import score_requests_naive
+from symtune.scoring import Request, encode_request, score_requests, target_logprobs, tree_attention
 
 # Prompts of different lengths (so batches pad), 2-4 candidates, multi-token symbols.
 REQUESTS = [
@@ -58,10 +52,11 @@ def test_shared_prefix_equals_one_forward_per_continuation(model, tokenizer):
 
 
 def test_ranking_batches_default_to_a_narrow_budget_on_a_cpu(model, tokenizer, monkeypatch):
+    import symtune.batching as batching
     import symtune.scoring as scoring
 
     budgets = []
-    monkeypatch.setattr(scoring, "length_batches", lambda lengths, budget: budgets.append(budget) or [[0]])
+    monkeypatch.setattr(batching, "length_batches", lambda lengths, budget: budgets.append(budget) or [[0]])
     score_requests(model, tokenizer, REQUESTS[:1])
     assert budgets == [scoring.ranking_budget(model)] == [scoring.CPU_BUDGET]
 

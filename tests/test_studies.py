@@ -9,7 +9,7 @@ import re
 import pytest
 
 from symtune.errors import SymtuneError
-from symtune.scoring import score_requests_naive
+from symtune.naive import score_requests_naive
 from symtune.studies import generalization as gen
 from symtune.studies import two_stage
 from symtune.studies.cli import add_study_parser
@@ -186,12 +186,12 @@ def test_scan_data_holds_out_its_test_commands():
 
 
 def test_scan_scores_compare_whole_outputs_and_positions(monkeypatch):
-    import symtune.scoring
+    import symtune.generation
 
     rows = [{"prompt": "p1", "completion": " ab cd"}, {"prompt": "p2", "completion": " ab"},
             {"prompt": "p3", "completion": " x"}, {"prompt": "p4", "completion": " a b c d"}]
     outputs = [" ab  cd", " ab cd", "", " a c c"]
-    monkeypatch.setattr(symtune.scoring, "generate_until", lambda model, tok, prompts, **kw: outputs)
+    monkeypatch.setattr(symtune.generation, "generate_until", lambda model, tok, prompts, **kw: outputs)
     tokenizer = lambda text: argparse.Namespace(input_ids=text.split())  # noqa: E731
     scores = two_stage.scan_scores(None, tokenizer, rows, token_budget=100)
     assert scores == {"exact": [1, 0, 0, 0], "symbols": [1.0, 0.5, 0.0, 0.5], "outputs": outputs}
@@ -295,10 +295,10 @@ def on_an_accelerator(monkeypatch):
 
     import torch
 
+    import symtune.batching
     import symtune.models
-    import symtune.scoring
 
-    monkeypatch.setattr(symtune.scoring, "process_state", lambda: types.SimpleNamespace(device=torch.device("meta")))
+    monkeypatch.setattr(symtune.batching, "process_state", lambda: types.SimpleNamespace(device=torch.device("meta")))
     monkeypatch.setattr(symtune.models, "bf16_native", lambda device: True)
 
 

@@ -176,7 +176,7 @@ def self_augmentation_prompts(data: StudyData, kind: str, tokenizer, budget: int
 def self_augmentations(model, tokenizer, data: StudyData, kind: str, budget: int, seed: int,
                        token_budget: int = 4096) -> list[str]:
     """The augmentations the model writes itself (greedy), parsed into sentences."""
-    from symtune.scoring import generate_until  # local: scoring pulls in torch; building the study's data does not
+    from symtune.generation import generate_until  # local: it pulls in torch; building the study's data does not
 
     prompts = self_augmentation_prompts(data, kind, tokenizer, budget, seed)
     outputs = generate_until(model, tokenizer, prompts, stop="\n\n", max_new_tokens=40 if kind == "local" else 64,

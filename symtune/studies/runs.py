@@ -50,9 +50,9 @@ def tuned(model: str, data, out: Path, recipe) -> Path:
 def scoring_setup() -> tuple:
     """(device, dtype) a study scores on: the accelerator where there is one, in bfloat16 where it
     computes it natively; on a CPU fp32, the dtype of the studies' recorded CPU results."""
-    import torch  # local, as is scoring (which pulls it in): `study --help` does not need them
+    import torch  # local, as is batching (which pulls it in): `study --help` does not need them
 
-    from symtune.scoring import process_state
+    from symtune.batching import process_state
 
     device = process_state().device
     return device, torch_dtype("auto", device) if device.type != "cpu" else torch.float32

@@ -105,7 +105,7 @@ def symbol_accuracy(output: list[str], target: list[str]) -> float:
 
 def scan_scores(model, tokenizer, rows: list[dict], token_budget: int) -> dict[str, list]:
     """The greedy outputs (up to the line end) and, per row, exact match (1 or 0) and symbol accuracy."""
-    from symtune.scoring import generate_until  # local: scoring pulls in torch; building the study's data does not
+    from symtune.generation import generate_until  # local: it pulls in torch; building the study's data does not
 
     longest = max(len(tokenizer(row["completion"]).input_ids) for row in rows)
     outputs = generate_until(model, tokenizer, [row["prompt"] for row in rows], stop="\n",
