@@ -1,6 +1,6 @@
 """Statistics of evaluation results: means with standard errors, the per-condition aggregates of
 a results file, and paired differences between two models with 95% intervals from a bootstrap
-clustered by task.
+over datasets, their tasks and each seed's prompts.
 
 Aggregation: a task's accuracy per seed, its mean and standard error over seeds; the
 unweighted mean over tasks per seed, and its mean and standard error over seeds.
@@ -18,7 +18,7 @@ from symtune.suites import Condition, Item
 from symtune.tasks.task import family
 
 Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
-BOOT = 4000  # bootstrap replicates: the percentile interval's ends move by well under 0.1 point beyond this
+BOOT = 4000  # bootstrap replicates, with a fixed seed so that a table is reproducible
 
 
 def mean_se(values: list[float]) -> dict:
