@@ -23,8 +23,8 @@ from symtune.errors import SymtuneError
 from symtune.evaluate import evaluate
 from symtune.io import atomic_write, read_jsonl
 from symtune.mixture import MixtureConfig, build_mixture
-from symtune.report import markdown, report, write_results
-from symtune.stats import excludes_zero, paired_difference
+from symtune.report import markdown, report, verdict_line, write_results
+from symtune.stats import paired_difference
 from symtune.suites import EvalConfig
 from symtune.tasks.registry import load_task_list
 from symtune.tasks.task import class_pairs
@@ -137,13 +137,7 @@ def verdicts(results: dict, target: float) -> str:
                                    cond["name"], "acc")
             if iv is None:
                 continue
-            half = 100 * (iv["hi"] - iv["lo"]) / 2
-            verdict = ("resolved: an effect" if excludes_zero(iv) else
-                       "resolved: a null within ±%.1f points" % half if half <= target else
-                       f"not resolved (half-width {half:.1f} > {target:g} points)")
-            lines.append(f"- {model} − {reference}, {cond['label']}: {100 * iv['mean']:+.1f} "
-                         f"[{100 * iv['lo']:+.1f}, {100 * iv['hi']:+.1f}] points, n={iv['n']} prompts in "
-                         f"{iv['n_tasks']} tasks of {iv['n_families']} datasets: {verdict}.")
+            lines.append(f"- {verdict_line(model, reference, cond['label'], iv, target)}")
     if not lines:
         return ""
     return "What the paired differences establish (acc, 95% interval):\n\n" + "\n".join(lines) + "\n\n"

@@ -132,6 +132,24 @@ def delta(model: dict, base: dict, condition: str, metric: str) -> str:
     return (f"**{cell}**" if excludes_zero(interval) else cell) + f" n={interval['n']}"
 
 
+def verdict(interval: dict, target: float) -> str:
+    """What a paired difference establishes at a target half-width (points): an effect (the interval
+    excludes 0), a null tight enough to rule out effects beyond the target, or neither."""
+    half = 100 * (interval["hi"] - interval["lo"]) / 2
+    if excludes_zero(interval):
+        return "resolved: an effect"
+    if half <= target:
+        return f"resolved: a null within ±{half:.1f} points"
+    return f"not resolved (half-width {half:.1f} > {target:g} points)"
+
+
+def verdict_line(model: str, reference: str, label: str, interval: dict, target: float) -> str:
+    iv = interval
+    return (f"{model} − {reference}, {label}: {100 * iv['mean']:+.1f} [{100 * iv['lo']:+.1f}, {100 * iv['hi']:+.1f}] "
+            f"points, n={iv['n']} prompts in {iv['n_tasks']} tasks of {iv['n_families']} datasets: "
+            f"{verdict(iv, target)}.")
+
+
 def points(value: float) -> str:
     return f"{round(100 * value, 1) + 0.0:+.1f}"  # + 0.0 turns a rounding residue's -0.0 into 0.0
 

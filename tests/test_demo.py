@@ -37,6 +37,10 @@ def test_demo_end_to_end_on_a_tiny_model(tiny_model_dir, tmp_path, capsys):
     assert list(out.glob("*.png"))
     printed = capsys.readouterr().out
     assert "✗✗" in printed and "wall time of this run:" in printed
+    headline = next(line for line in printed.splitlines() if line.startswith("headline: "))
+    assert "tuned − base, ✗✗ noinstr-symbols:" in headline and "n=8 prompts" in headline  # 4 tasks x 2 x 1 seed
+    assert "resolved" in headline  # a verdict, whichever it is
+    assert results["config"]["calibrate"] is False  # the demo scores plain accuracy only
     assert main(argv) == 0  # a re-run resumes from the finished artifacts
 
 
