@@ -12,9 +12,10 @@ from pathlib import Path
 
 from symtune.errors import SymtuneError
 from symtune.evaluate import evaluate
-from symtune.mixture import MixtureConfig, build_mixture, print_mixture_summary
+from symtune.mixture import MixtureConfig, build_mixture, is_built, print_mixture_summary
 from symtune.models import cache_dir
 from symtune.report import markdown, report, write_results
+from symtune.results import RESULTS
 from symtune.suites import EvalConfig
 from symtune.tasks.registry import load_task_list
 from symtune.train.recipe import load_recipe
@@ -65,7 +66,7 @@ def run_demo(args) -> None:
 
     say(f"2/4 symbol-tuning mixture from {len(tuning)} tasks")
     mixture = out / "mixture"
-    if not (mixture / "manifest.json").exists():
+    if not is_built(mixture):
         n = recipe.max_steps * recipe.batch_size
         # --k-max 4 (paper: 10) keeps prompts short enough to tune in minutes on a CPU
         mix = MixtureConfig(n=n, seed=args.seed, k_max=args.k_max, max_tokens=recipe.max_seq_len)
@@ -78,7 +79,7 @@ def run_demo(args) -> None:
     say("4/4 tuned model on the same prompts")
     results = evaluate([args.model, str(tuned)], held_out, cfg, cache_dir=out / "cache", progress=True)
     write_results(results, out)
-    plots = report([str(out / "results.json")], out)
+    plots = report([str(out / RESULTS)], out)
     print(markdown(results))
     print(f"\nrun folder: {out}  (results.json, results.md, {', '.join(p.name for p in plots)}, model/, mixture/)")
     print(f"wall time of this run: {(time.perf_counter() - started) / 60:.1f} min (steps found done were not redone)")
