@@ -46,7 +46,7 @@ from transformers import AutoModelForCausalLM, TrainerCallback
 
 from symtune.errors import SymtuneError
 from symtune.io import read_jsonl, write_jsonl
-from symtune.mixture import MixtureConfig, build_mixture
+from symtune.mixture import MixtureConfig, build_mixture, read_mixture, write_mixture
 from symtune.models import bf16_native, load_tokenizer, resolve_model
 from symtune.tasks.registry import load_task_list
 from symtune.train import load_recipe, tune
@@ -67,9 +67,9 @@ def build_rows(tokenizer, n: int, max_tokens: int, workdir: Path, tasks=None) ->
             raise SymtuneError(f"benchmark data not found: {', '.join(str(DATA / m) for m in missing)}")
         tasks = load_task_list([str(DATA / name) for name in TASKS])
     build_mixture(tasks, workdir / "built", MixtureConfig(n=n, seed=0, max_tokens=max_tokens), tokenizer=tokenizer)
-    rows = read_jsonl(workdir / "built" / "train.jsonl")
+    rows, manifest = read_mixture(workdir / "built")
     rows = [row | {"completion": row["completion"] + tokenizer.eos_token} for row in rows]
-    write_jsonl(workdir / "mixture" / "train.jsonl", rows)
+    write_mixture(workdir / "mixture", rows, manifest | {"total_tokens": None})  # the EOS changed the count
     return rows
 
 

@@ -48,9 +48,11 @@ import torch
 import torch.nn.functional as F
 from common import RESULTS, run_info, save, table
 
+import symtune.results as results_file
 import symtune.scoring as scoring
 from symtune.errors import SymtuneError
-from symtune.io import read_json, read_jsonl, write_jsonl
+from symtune.io import read_jsonl, write_jsonl
+from symtune.mixture import ROWS
 from symtune.models import load_model, load_tokenizer, resolve_model
 from symtune.naive import score_requests_naive
 from symtune.tasks.builtin import load_builtin
@@ -266,7 +268,7 @@ def tuning_check(setup) -> list[dict]:
     rows = []
     for tokens in setup.sizes.row_tokens:
         data = setup.workdir / f"rows-{tokens}"
-        write_jsonl(data / "train.jsonl", long_rows(setup.tokenizer, tokens, setup.sizes.tuning_steps))
+        write_jsonl(data / ROWS, long_rows(setup.tokenizer, tokens, setup.sizes.tuning_steps))
         for checkpointing in (False, True):
             check = f"tuning step {tokens}-token rows{', checkpointing' if checkpointing else ''}"
             if checkpointing and "gradient_checkpointing" not in known:
@@ -383,12 +385,12 @@ def eval_check(setup) -> list[dict]:
     with contextlib.redirect_stdout(sys.stderr):  # its results table: the check's row says what matters
         code = main(["eval", "--model", setup.models["smollm2"], "--suite", "grid", "--tasks", "builtin:lexical",
                      "--n", str(setup.sizes.eval_n), "--seeds", "1", "--k", "2", "--out", str(out), "--dtype", dtype])
-    results = read_json(out / "results.json")
-    dtypes = sorted({m["dtype"] for m in results["models"].values()})
+    results = results_file.read_results(out / results_file.RESULTS)
+    dtypes = sorted({results_file.model_run(results, m)["dtype"] for m in results_file.models(results)})
     nans = nan_paths(results)
     passed = code in (0, None) and dtypes == ["bfloat16"] and not nans
     return [row("evaluation grid", passed, f"dtype {', '.join(dtypes)}, {len(nans)} NaN, "
-                f"{len(results['conditions'])} conditions", dtypes=dtypes, nan_paths=nans[:10])]
+                f"{len(results_file.conditions(results))} conditions", dtypes=dtypes, nan_paths=nans[:10])]
 
 
 # ---- MFU -------------------------------------------------------------------------------------

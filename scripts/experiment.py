@@ -22,8 +22,9 @@ from symtune.demo import split_tasks
 from symtune.errors import SymtuneError
 from symtune.evaluate import evaluate
 from symtune.io import atomic_write, read_jsonl
-from symtune.mixture import MixtureConfig, build_mixture
+from symtune.mixture import MixtureConfig, build_mixture, is_built
 from symtune.report import markdown, report, verdict_line, write_results
+from symtune.results import RESULTS, comparisons, conditions, curves, model_run, models, predictions, rename_models
 from symtune.stats import paired_difference
 from symtune.suites import EvalConfig
 from symtune.tasks.registry import load_task_list
@@ -45,7 +46,7 @@ def tune_row(cfg: dict, name: str, options: dict, tuning, held_out, out: Path) -
         overrides += [f"max_steps={budgets[-1]}", f"snapshot_steps={budgets[:-1]}"]
     recipe = load_recipe(cfg["recipe"], overrides)
     folder = out / "rows" / name.replace(" ", "_").replace("%", "pct").replace("+", "plus")
-    if not (folder / "mixture" / "manifest.json").exists():
+    if not is_built(folder / "mixture"):
         try:
             mix = replace(MixtureConfig(n=recipe.max_steps * recipe.batch_size),
                           **{**cfg.get("mixture", {}), **options})
@@ -100,12 +101,12 @@ def run(config_path: str) -> None:
         settings, suite_models = suite_rows(suite, dict(settings), models)
         ecfg = EvalConfig(suite=suite, **{**settings, "seeds": tuple(range(settings.get("seeds", 3)))})
         results = evaluate([str(m) for m in suite_models.values()], tasks, ecfg, cache_dir=cache, progress=True)
-        results["models"] = {row: results["models"][str(m)] for row, m in suite_models.items()}  # rows by name
+        rename_models(results, {row: str(m) for row, m in suite_models.items()})  # rows by name
         results["comparisons"] = [pair for pair in cfg.get("compare", []) if set(pair) <= set(suite_models)]
         results["curves"] = budget_curves(suite_models)
         write_results(results, out / suite)
         metric = "acc_gen" if suite == "algorithmic" else "acc"  # BIG-bench: exact match, the paper's metric
-        plots = report([str(out / suite / "results.json")], DOCS / "results" / cfg["name"], metric)
+        plots = report([str(out / suite / RESULTS)], DOCS / "results" / cfg["name"], metric)
         images = "\n".join(f"![{suite}]({cfg['name']}/{p.name})" for p in plots)
         verdict = verdicts(results, cfg.get("target_half_width", 3.0))
         sections.append(f"{verdict}{markdown(results)}\n\n{images}\n\n"
@@ -126,15 +127,14 @@ def budget_curves(models: dict) -> dict:
 def verdicts(results: dict, target: float) -> str:
     """A line per headline difference (each row's last budget against base, and the config's
     comparisons) per condition, in accuracy: resolved effect, tight null, or unresolved."""
-    ends = {points[-1][1] for points in results["curves"].values()}
-    on_curve = {name for points in results["curves"].values() for _, name in points}
-    base, *rows = results["models"]
-    pairs = [(m, base) for m in rows if m in ends or m not in on_curve] + [tuple(p) for p in results["comparisons"]]
+    ends = {points[-1][1] for points in curves(results).values()}
+    on_curve = {name for points in curves(results).values() for _, name in points}
+    base, *rows = models(results)
+    pairs = [(m, base) for m in rows if m in ends or m not in on_curve] + comparisons(results)
     lines = []
     for model, reference in pairs:
-        for cond in results["conditions"]:
-            iv = paired_difference(results["models"][model]["predictions"], results["models"][reference]["predictions"],
-                                   cond["name"], "acc")
+        for cond in conditions(results):
+            iv = paired_difference(predictions(results, model), predictions(results, reference), cond["name"], "acc")
             if iv is None:
                 continue
             lines.append(f"- {verdict_line(model, reference, cond['label'], iv, target)}")
@@ -146,8 +146,9 @@ def verdicts(results: dict, target: float) -> str:
 def wall_times(results: dict, seconds: float) -> str:
     """This run's evaluation time, and what each row's requests cost when first scored (a re-run
     reads them from the cache)."""
+    runs = {row: model_run(results, row) for row in models(results)}
     costs = [f"{row} {m['scoring_seconds']:.0f} s" if m.get("scoring_seconds") is not None else f"{row} not kept"
-             for row, m in results["models"].items()]
+             for row, m in runs.items()]
     why = " (not kept: scored before the cache kept times)" if any(c.endswith("not kept") for c in costs) else ""
     return (f"Evaluation wall time of this run: {seconds:.0f} s (cached requests are not scored again). "
             f"Scoring time of each row's requests when first scored: {', '.join(costs)}{why}.")

@@ -12,9 +12,10 @@ from pathlib import Path
 
 from symtune.errors import SymtuneError
 from symtune.evaluate import evaluate
-from symtune.mixture import MixtureConfig, build_mixture, print_mixture_summary
+from symtune.mixture import MixtureConfig, build_mixture, is_built, print_mixture_summary
 from symtune.models import cache_dir
 from symtune.report import markdown, report, verdict_line, write_results
+from symtune.results import RESULTS, conditions, predictions
 from symtune.stats import paired_difference
 from symtune.suites import EvalConfig
 from symtune.tasks.registry import load_task_list
@@ -72,7 +73,7 @@ def run_demo(args) -> None:
 
     say(f"2/4 symbol-tuning mixture from {len(tuning)} tasks")
     mixture = out / "mixture"
-    if not (mixture / "manifest.json").exists():
+    if not is_built(mixture):
         n = recipe.max_steps * recipe.batch_size
         # --k-max 4 (paper: 10) keeps prompts short enough to tune in minutes on a CPU
         mix = MixtureConfig(n=n, seed=args.seed, k_max=args.k_max, max_tokens=recipe.max_seq_len)
@@ -85,7 +86,7 @@ def run_demo(args) -> None:
     say("4/4 tuned model on the same prompts")
     results = evaluate([args.model, str(tuned)], held_out, cfg, cache_dir=out / "cache", progress=True)
     write_results(results, out)
-    plots = report([str(out / "results.json")], out)
+    plots = report([str(out / RESULTS)], out)
     print(markdown(results))
     print(f"\nheadline: {headline(results, args.model, str(tuned))}")
     print(f"\nrun folder: {out}  (results.json, results.md, {', '.join(p.name for p in plots)}, model/, mixture/)")
@@ -94,9 +95,8 @@ def run_demo(args) -> None:
 
 def headline(results: dict, base: str, tuned: str) -> str:
     """The verdict on the headline cell: an effect, a null within the target, or not resolved."""
-    cond = next(c for c in results["conditions"] if c["name"] == HEADLINE_CELL)
-    models = results["models"]
-    interval = paired_difference(models[tuned]["predictions"], models[base]["predictions"], HEADLINE_CELL, "acc")
+    cond = next(c for c in conditions(results) if c["name"] == HEADLINE_CELL)
+    interval = paired_difference(predictions(results, tuned), predictions(results, base), HEADLINE_CELL, "acc")
     return verdict_line("tuned", "base", cond["label"], interval, HEADLINE_TARGET)
 
 

@@ -10,29 +10,16 @@ import sys
 import time
 from collections import Counter
 from dataclasses import asdict
-from pathlib import Path
 
 from symtune import __version__
+from symtune import results as results_file
 from symtune.cache import RequestCache
 from symtune.errors import SymtuneError
-from symtune.io import read_json
 from symtune.judge import score_items
-from symtune.mixture import TRAINING_RECORD
 from symtune.stats import aggregate, expected_half_width, mean_or_none
 from symtune.suites import Condition, EvalConfig, Item, build_items
 from symtune.tasks.task import Task, family
-
-
-def tuned_tasks(model_spec: str) -> list[str]:
-    """Tasks a symtune-tuned model was trained on (its folder's training record), else []."""
-    record = Path(model_spec) / TRAINING_RECORD
-    if not record.is_file():
-        return []
-    tasks = read_json(record)
-    tasks = tasks.get("tasks") if isinstance(tasks, dict) else None
-    if not isinstance(tasks, list) or not all(isinstance(t, str) for t in tasks):
-        raise SymtuneError(f"{record}: damaged training record (tasks must be a list of task names)")
-    return tasks
+from symtune.train.record import tuned_tasks
 
 
 def check_unseen(model_spec: str, task_names: list[str], allow_seen: bool) -> None:
@@ -79,10 +66,9 @@ def evaluate(model_specs: list[str], tasks: list[Task], cfg: EvalConfig, *, cach
         start = time.perf_counter()
         records = score_items(model, tokenizer, items, cfg, cache, progress)
         seconds = time.perf_counter() - start  # this run's scoring time; cached requests cost none
-        results["models"][spec] = {"fingerprint": fingerprint, "dtype": dtype_name, "seconds": seconds,
-                                   "scoring_seconds": cache.spent(),
-                                   "prompts_per_second": len(items) / seconds,
-                                   **model_results(records, items, conditions)}
+        run = {"fingerprint": fingerprint, "dtype": dtype_name, "seconds": seconds,
+               "scoring_seconds": cache.spent(), "prompts_per_second": len(items) / seconds}
+        results_file.add_model(results, spec, run, **model_results(records, items, conditions))
     return results
 
 
@@ -97,11 +83,9 @@ def precision_plan(items: list[Item]) -> str:
 
 def new_results(cfg: EvalConfig, conditions: list[Condition], items: list[Item], tasks: list[Task],
                 task_specs) -> dict:
-    return {
-        "suite": cfg.suite, "config": {**asdict(cfg), "tasks": list(task_specs)}, "versions": versions(),
-        "conditions": [condition_json(c, items) for c in conditions],
-        "tasks": {t.name: {"labels": t.labels, "source": t.source} for t in tasks}, "models": {},
-    }
+    config = {**asdict(cfg), "tasks": list(task_specs)}
+    return results_file.new_results(cfg.suite, config, versions(), [condition_json(c, items) for c in conditions],
+                                    {t.name: {"labels": t.labels, "source": t.source} for t in tasks})
 
 
 def model_results(records: list[dict], items: list[Item], conditions: list[Condition]) -> dict:

@@ -1,5 +1,9 @@
 """Tuning mixtures: prompt/completion JSONL built from classification tasks (papers.md §1.2, §1.4).
 
+This module owns the mixture folder's format: ROWS (train.jsonl, one row per prompt: at least
+prompt and completion, as build_rows writes them) and MANIFEST (manifest.json, make_manifest's
+fields). write_mixture writes the pair, read_mixture reads and checks it.
+
 Queries are pooled over tasks (each capped at `cap` train examples, the paper's 25k) and drawn
 uniformly from the pool, so tasks weigh by their capped size, as in the paper. Every row is
 built from its own seeded random stream, so a seed gives byte-identical output.
@@ -20,9 +24,16 @@ from symtune.io import atomic_write, read_json, read_jsonl, write_json
 from symtune.prompts import PromptTooLong, Setting, build_prompt
 from symtune.symbols import tuning_pool
 from symtune.tasks.task import Task
+from symtune.validate import Each, check_schema
 
 KINDS = ("symbol", "natural", "random")
-TRAINING_RECORD = "symtune_training.json"  # in a tuned model's folder: {"base_model", "tasks"} it was tuned on
+ROWS = "train.jsonl"
+MANIFEST = "manifest.json"
+MANIFEST_SCHEMA = {  # every field make_manifest writes (a task of build_mixture's has more)
+    "symtune_version": str, "seed": int, "n": int, "options": dict,
+    "tasks": Each({"count": int, "source": str}), "kinds": Each(int), "eval_tasks": [str],
+    "tokenizer": (str, type(None)), "total_tokens": (int, type(None)),
+}
 
 
 @dataclass
@@ -132,45 +143,64 @@ def build_mixture(tasks: list[Task], out: str | Path, cfg: MixtureConfig = Mixtu
     """Write out/train.jsonl and out/manifest.json; return the manifest."""
     check_config(cfg)
     check_tuning_tasks(tasks, eval_tasks)
-    out = Path(out)
     count_tokens = (lambda s: len(tokenizer(s, add_special_tokens=False).input_ids)) if tokenizer else None
-    counts, kinds, total_tokens = Counter(), Counter(), 0
-    too_long = Counter()
-    rows = build_rows(tasks, cfg, count_tokens, too_long)
+    counts, kinds, too_long, tokens = Counter(), Counter(), Counter(), Counter()
+    rows = counted(build_rows(tasks, cfg, count_tokens, too_long), counts, kinds, tokenizer, tokens)
     if progress:
         from tqdm import tqdm
 
         rows = tqdm(rows, total=cfg.n, desc="building prompts", unit="prompt")
-    with locked(out):  # held until both files are in place: concurrent builds cannot mix their pairs
-        with atomic_write(out / "train.jsonl") as f:
-            batch = []
+
+    def manifest():  # no timings here: a seed must give byte-identical files
+        return make_manifest(
+            seed=cfg.seed, n=cfg.n, options=asdict(cfg), kinds=kinds, eval_tasks=eval_tasks,
+            tasks={t.name: {"count": counts[t.name], "source": t.source, "n_train": len(t.train),
+                            "pool": min(cfg.cap, len(t.train)), "skipped_too_long": too_long[t.name]}
+                   for t in tasks},
+            tokenizer=getattr(tokenizer, "name_or_path", None),
+            total_tokens=tokens["total"] if tokenizer is not None else None)
+
+    return write_mixture(out, rows, manifest)
+
+
+def counted(rows, counts: Counter, kinds: Counter, tokenizer, tokens: Counter):
+    """`rows`, counting them per task in `counts`, per kind in `kinds` and, with a tokenizer, their
+    tokens in tokens["total"] (tokenized 1000 rows at a time)."""
+    batch = []
+    for row in rows:
+        counts[row["task"]] += 1
+        kinds[row["kind"]] += 1
+        yield row
+        if tokenizer is not None:
+            batch.append(row["prompt"] + row["completion"])
+            if len(batch) == 1000:
+                tokens["total"] += sum(map(len, tokenizer(batch, add_special_tokens=False).input_ids))
+                batch = []
+    if batch:
+        tokens["total"] += sum(map(len, tokenizer(batch, add_special_tokens=False).input_ids))
+
+
+def make_manifest(*, seed: int, n: int, options: dict, tasks: dict, kinds: dict, eval_tasks=(),
+                  tokenizer: str | None = None, total_tokens: int | None = None) -> dict:
+    """A mixture's manifest: `tasks` {name: {count, source, ...}}, `kinds` {kind: rows}."""
+    return {
+        "symtune_version": __version__, "seed": seed, "n": n, "options": options, "tasks": tasks,
+        "kinds": dict(sorted(kinds.items())),
+        "eval_tasks": sorted(eval_tasks), "tokenizer": tokenizer, "total_tokens": total_tokens,
+    }
+
+
+def write_mixture(out, rows, manifest) -> dict:
+    """out/train.jsonl from `rows` (any iterable), then out/manifest.json from `manifest` (a dict,
+    or a function called after the last row, that may count them); returns the manifest. The
+    folder stays locked until both files are in place: concurrent writers cannot mix their pairs."""
+    out = Path(out)
+    with locked(out):
+        with atomic_write(out / ROWS) as f:
             for row in rows:
-                counts[row["task"]] += 1
-                kinds[row["kind"]] += 1
                 f.write(json.dumps(row, ensure_ascii=False) + "\n")
-                if tokenizer is not None:
-                    batch.append(row["prompt"] + row["completion"])
-                    if len(batch) == 1000:
-                        total_tokens += sum(map(len, tokenizer(batch, add_special_tokens=False).input_ids))
-                        batch = []
-            if batch:
-                total_tokens += sum(map(len, tokenizer(batch, add_special_tokens=False).input_ids))
-        manifest = {  # no timings here: a seed must give byte-identical files
-            "symtune_version": __version__,
-            "seed": cfg.seed,
-            "n": cfg.n,
-            "options": asdict(cfg),
-            "tasks": {
-                t.name: {"count": counts[t.name], "source": t.source, "n_train": len(t.train),
-                         "pool": min(cfg.cap, len(t.train)), "skipped_too_long": too_long[t.name]}
-                for t in tasks
-            },
-            "kinds": dict(sorted(kinds.items())),
-            "eval_tasks": sorted(eval_tasks),
-            "tokenizer": getattr(tokenizer, "name_or_path", None),
-            "total_tokens": total_tokens if tokenizer is not None else None,
-        }
-        write_json(out / "manifest.json", manifest)
+        manifest = manifest() if callable(manifest) else manifest
+        write_json(out / MANIFEST, manifest)
     return manifest
 
 
@@ -189,29 +219,48 @@ def locked(folder: Path):
         os.close(fd)  # closing releases the lock
 
 
+def rows_manifest(rows: list[dict], seed: int, options: dict, source: str) -> dict:
+    """The manifest of rows made elsewhere (the studies'): tasks and kinds counted from the rows."""
+    counts = Counter(row["task"] for row in rows)
+    return make_manifest(seed=seed, n=len(rows), options=options,
+                         tasks={task: {"count": n, "source": source} for task, n in counts.items()},
+                         kinds=Counter(row["kind"] for row in rows))
+
+
 def read_mixture(path) -> tuple[list[dict], dict]:
-    """(rows, manifest) of a mixture folder, with every row checked."""
+    """(rows, manifest) of a mixture folder, every row and the manifest checked. A folder of rows
+    alone (hand-written: the benchmarks, tests) is a mixture whose manifest is {}."""
     path = Path(path)
     if not path.is_dir():
         raise SymtuneError(f"mixture folder not found: {path}")
-    if not (path / "manifest.json").is_file() and (path / "meta.json").is_file():
+    if not (path / MANIFEST).is_file() and (path / "meta.json").is_file():
         raise SymtuneError(f"{path} is a task folder, not a mixture: give it as --tasks {path}, or build a mixture "
                            "from it with `symtune data build`")
-    if not (path / "train.jsonl").is_file():
-        raise SymtuneError(f"{path} is not a mixture: it has no train.jsonl (build one with `symtune data build`)")
-    rows = read_jsonl(path / "train.jsonl")
+    if not (path / ROWS).is_file():
+        raise SymtuneError(f"{path} is not a mixture: it has no {ROWS} (build one with `symtune data build`)")
+    rows = read_jsonl(path / ROWS)
     if not rows:
-        raise SymtuneError(f"{path / 'train.jsonl'} is empty")
+        raise SymtuneError(f"{path / ROWS} is empty")
     for i, row in enumerate(rows, 1):
         prompt, completion = row.get("prompt"), row.get("completion")
         if not (isinstance(prompt, str) and isinstance(completion, str) and prompt and completion):
-            raise SymtuneError(f"{path}/train.jsonl: row {i} needs a non-empty string prompt and completion "
+            raise SymtuneError(f"{path}/{ROWS}: row {i} needs a non-empty string prompt and completion "
                                "(is it a mixture from `symtune data build`?)")
-    manifest = read_json(path / "manifest.json") if (path / "manifest.json").is_file() else {}
-    if not isinstance(manifest, dict):
-        raise SymtuneError(f"{path / 'manifest.json'}: must be a JSON object "
-                           "(rebuild the mixture with `symtune data build`)")
+    if not (path / MANIFEST).is_file():
+        return rows, {}
+    manifest = read_json(path / MANIFEST)
+    check_schema(manifest, MANIFEST_SCHEMA, f"{path / MANIFEST} (rebuild the mixture with `symtune data build`)")
     return rows, manifest
+
+
+def is_built(folder) -> bool:
+    """Whether `folder` holds a whole mixture: write_mixture writes its manifest last."""
+    return (Path(folder) / MANIFEST).is_file()
+
+
+def manifest_tasks(manifest: dict) -> list[str]:
+    """The names of the tasks a mixture was built from (none for a mixture without a manifest)."""
+    return list(manifest.get("tasks", {}))
 
 
 def print_mixture_summary(manifest: dict, out: str, seconds: float | None = None) -> None:
@@ -222,8 +271,8 @@ def print_mixture_summary(manifest: dict, out: str, seconds: float | None = None
     kinds = ", ".join(f"{k} {v}" for k, v in manifest["kinds"].items())
     tokens = f", {manifest['total_tokens']:,} tokens" if manifest["total_tokens"] is not None else ""
     took = f" in {seconds:.1f}s" if seconds is not None else ""
-    print(f"{manifest['n']:,} prompts ({kinds}){tokens} from {len(manifest['tasks'])} tasks{took} -> {out}/train.jsonl")
+    print(f"{manifest['n']:,} prompts ({kinds}){tokens} from {len(manifest['tasks'])} tasks{took} -> {out}/{ROWS}")
     skipped = sum(info.get("skipped_too_long", 0) for info in manifest["tasks"].values())
     if skipped:
         print(f"skipped {skipped:,} queries whose prompt exceeds max_tokens even with one exemplar per class "
-              f"(per task: skipped_too_long in manifest.json)")
+              f"(per task: skipped_too_long in {MANIFEST})")

@@ -175,9 +175,11 @@ def test_a_difference_whose_interval_excludes_zero_is_bold_and_a_residue_is_not_
     def model(values):
         return {"predictions": [{"id": i, "task": f"t{i % 3}", "seed": 0, "condition": "c", "metrics": {"acc": v}}
                                 for i, v in enumerate(values)]}
-    assert delta(model([1.0] * 9), model([0.0] * 9), "c", "acc") == "**+100.0 [+100.0, +100.0]** n=9"
-    assert delta(model([0.1 + 0.2] * 9), model([0.3] * 9), "c", "acc") == "+0.0 [+0.0, +0.0] n=9"  # not -0.0
-    assert delta(model([1.0] * 9), {"predictions": []}, "c", "acc") == "–"
+    def between(ours, theirs):
+        return delta({"models": {"a": ours, "b": theirs}}, "a", "b", "c", "acc")
+    assert between(model([1.0] * 9), model([0.0] * 9)) == "**+100.0 [+100.0, +100.0]** n=9"
+    assert between(model([0.1 + 0.2] * 9), model([0.3] * 9)) == "+0.0 [+0.0, +0.0] n=9"  # not -0.0
+    assert between(model([1.0] * 9), {"predictions": []}) == "–"
 
 
 def test_a_budget_curve_plots_each_rows_difference_from_base_against_steps(tmp_path):

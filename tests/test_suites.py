@@ -8,7 +8,8 @@ from symtune.cli import main
 from symtune.errors import SymtuneError
 from symtune.evaluate import evaluate
 from symtune.prompts import Setting
-from symtune.report import markdown, read_results, write_results
+from symtune.report import markdown, write_results
+from symtune.results import read_results
 from symtune.suites import SUITES, Condition, EvalConfig, Item, build_items, register_suite, suite_conditions
 
 

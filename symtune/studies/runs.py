@@ -5,25 +5,17 @@ that an interrupted study resumes where it stopped."""
 import shutil
 import sys
 import time
-from collections import Counter
 from pathlib import Path
 
-from symtune import __version__
-from symtune.io import read_json, write_json, write_jsonl
+from symtune import mixture
+from symtune.io import read_json, write_json
 from symtune.models import load_model, torch_dtype
 from symtune.train.recipe import load_recipe, parse_override
 
 
 def write_mixture(folder: Path, rows: list[dict], seed: int, options: dict) -> Path:
-    """`rows` as a mixture folder (train.jsonl + manifest.json) the trainer reads."""
-    counts = Counter(row["task"] for row in rows)
-    write_jsonl(folder / "train.jsonl", rows)
-    write_json(folder / "manifest.json", {
-        "symtune_version": __version__, "seed": seed, "n": len(rows),
-        "tasks": {task: {"count": n, "source": "symtune.studies"} for task, n in counts.items()},
-        "kinds": dict(Counter(row["kind"] for row in rows)), "eval_tasks": [], "options": options,
-        "tokenizer": None, "total_tokens": None,
-    })
+    """`rows` as a mixture folder the trainer reads."""
+    mixture.write_mixture(folder, rows, mixture.rows_manifest(rows, seed, options, "symtune.studies"))
     return folder
 
 

@@ -26,9 +26,10 @@ from symtune.errors import SymtuneError
 from symtune.evaluate import versions
 from symtune.io import read_jsonl, write_json
 from symtune.judge import score_items
-from symtune.mixture import MixtureConfig, build_mixture
+from symtune.mixture import MixtureConfig, build_mixture, is_built
 from symtune.models import load_tokenizer, scoring_fingerprint
 from symtune.prompts import Setting
+from symtune.results import mean_metric
 from symtune.stats import aggregate, mean_se
 from symtune.studies.nonsense import nonsense_words
 from symtune.studies.runs import (
@@ -126,7 +127,7 @@ def icl_accuracy(model, tokenizer, tasks, cfg: TwoStageConfig, seed: int, cache)
                           token_budget=cfg.token_budget)
     conditions, items = build_items(tasks, eval_cfg, forgetting_conditions(cfg.forget_k))
     means = aggregate(score_items(model, tokenizer, items, eval_cfg, cache), items, conditions)
-    return {c.name: means[c.name]["mean"]["metrics"]["acc"]["mean"] for c in conditions}
+    return {c.name: mean_metric(means, c.name, "acc")["mean"] for c in conditions}
 
 
 def schedule_stages(cfg: TwoStageConfig, schedule: str, symbolic: Path, natural: Path) -> list[dict]:
@@ -166,10 +167,10 @@ def run_seed(cfg: TwoStageConfig, seed: int, out: Path, clock: Clock) -> dict:
     forget_tasks = load_task_list(cfg.forget_tasks, seed)
     rows_needed = cfg.steps * study_recipe(cfg.recipe, cfg.overrides, cfg.steps).batch_size
     symbolic, natural = out / "data-symbolic", out / "data-natural"
-    if not (symbolic / "manifest.json").is_file():
+    if not is_built(symbolic):
         rows = symbol_evol_rows(training, SCAN_ACTIONS, task="scan_add_jump", n=rows_needed, seed=seed, k=cfg.k)
         write_mixture(symbolic, rows, seed, {"symbol_evol": True, "k": cfg.k, "max_actions": cfg.max_actions})
-    if not (natural / "manifest.json").is_file():
+    if not is_built(natural):
         build_mixture(load_task_list(cfg.natural_tasks, seed), natural,
                       MixtureConfig(n=rows_needed, seed=seed, k_min=1, k_max=2, symbol_fraction=0.0, max_tokens=384),
                       eval_tasks=[t.name for t in forget_tasks], tokenizer=load_tokenizer(cfg.model))

@@ -17,14 +17,15 @@ import torch.nn.functional as F
 
 from symtune import __version__
 from symtune.errors import SymtuneError
-from symtune.io import read_jsonl, write_json, write_jsonl
-from symtune.mixture import TRAINING_RECORD
+from symtune.io import read_jsonl, write_jsonl
+from symtune.mixture import manifest_tasks
 from symtune.models import bf16_native, load_model, load_tokenizer, model_fingerprint, resolve_model
 from symtune.train.checkpoint import SAVE_ERRORS, checkpoints, load_checkpoint, save_checkpoint
 from symtune.train.data import TrainingData, make_batches, supervised_tokens
 from symtune.train.distributed import check_setup, first_error, make_accelerator
 from symtune.train.output import model_card, plot_loss
 from symtune.train.recipe import VARLEN_ATTENTION, Recipe, load_recipe
+from symtune.train.record import training_record, write_training_record
 
 LOG = "train_log.jsonl"
 
@@ -207,7 +208,7 @@ def save_model(accelerator, model, tokenizer, out: Path, recipe: Recipe, card: s
             model.save_pretrained(tmp, state_dict=state)
             tokenizer.save_pretrained(tmp)
             (tmp / "README.md").write_text(card, encoding="utf-8")
-            write_json(tmp / TRAINING_RECORD, record)
+            write_training_record(tmp, record)
             for f in sorted(tmp.iterdir(), key=lambda f: f.name in MODEL_MARKERS):
                 os.replace(f, out / f.name)  # the files that make a folder count as a model go last
         except SAVE_ERRORS as e:
@@ -224,8 +225,7 @@ def save_tuned(accelerator, net, tokenizer, folder: Path, model: str, recipe: Re
     """The model as trained so far, with its card and training record, in `folder`."""
     manifests = {path: manifest for path, (_, manifest) in training.mixtures.items()}
     card = model_card(model, manifests, recipe.to_dict(), run_summary(model, recipe, log, training, accelerator, bf16))
-    tasks = sorted({task for manifest in manifests.values() for task in manifest.get("tasks", {})})
-    record = {"base_model": model, "tasks": tasks}  # evaluation refuses these tasks
+    record = training_record(model, {task for manifest in manifests.values() for task in manifest_tasks(manifest)})
     if accelerator.is_main_process:
         folder.mkdir(parents=True, exist_ok=True)
     save_model(accelerator, net, tokenizer, folder, recipe, card, record)
