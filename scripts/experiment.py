@@ -140,7 +140,13 @@ def verdicts(results: dict, target: float) -> str:
             lines.append(f"- {verdict_line(model, reference, cond['label'], iv, target)}")
     if not lines:
         return ""
-    return "What the paired differences establish (acc, 95% interval):\n\n" + "\n".join(lines) + "\n\n"
+    counts = {kind: sum(f": resolved: {kind}" in line for line in lines) for kind in ("an effect", "a null")}
+    unresolved = len(lines) - sum(counts.values())
+    summary = (f"Of these {len(lines)} paired differences, {counts['an effect']} show an effect (the interval "
+               f"excludes 0), {counts['a null']} a null within ±{target:g} points, and {unresolved} are not resolved "
+               "at this size.")
+    return (f"What the paired differences establish (acc, 95% interval). {summary}\n\n" + "\n".join(lines)
+            + "\n\n")
 
 
 def wall_times(results: dict, seconds: float) -> str:

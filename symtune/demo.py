@@ -114,7 +114,8 @@ def add_demo_parser(subparsers) -> None:
     p.add_argument("--steps", type=nonnegative_int, default=50,
                    help="tuning steps (overrides the recipe's; 0: the recipe's)")
     p.add_argument("--n", type=positive_int, default=75, help="evaluation prompts per task, setting and seed")
-    p.add_argument("--k", type=positive_int, default=4, help="exemplars per class in evaluation prompts")
+    p.add_argument("--k", type=positive_int, default=2,
+                   help="exemplars per class in evaluation prompts (paper: 4; 2 halves a prompt)")
     p.add_argument("--seeds", type=positive_int, default=2)
     p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the tasks and the mixture")
     p.add_argument("--k-max", type=positive_int, default=4,

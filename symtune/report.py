@@ -6,6 +6,7 @@ error over seeds, next to the chance rate. Bars for conditions without an x posi
 4-setting grid, paper 1's flipped labels), curves for those with one (percent flipped, k).
 """
 
+import math
 import sys
 from pathlib import Path
 
@@ -109,7 +110,9 @@ def verdict(interval: dict, target: float) -> str:
         return "resolved: an effect"
     if half <= target:
         return f"resolved: a null within ±{half:.1f} points"
-    return f"not resolved (half-width {half:.1f} > {target:g} points)"
+    # the half-width shrinks about as 1/sqrt(n) at this spread of tasks: the size that would reach the target
+    needed = math.ceil(interval["n"] * (half / target) ** 2)
+    return f"not resolved (half-width {half:.1f} > {target:g} points; about {needed} paired prompts would reach it)"
 
 
 def verdict_line(model: str, reference: str, label: str, interval: dict, target: float) -> str:

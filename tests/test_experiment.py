@@ -1,5 +1,6 @@
 """scripts/experiment.py: which models a suite scores, and the times beside its table."""
 
+import re
 import sys
 from pathlib import Path
 
@@ -53,3 +54,9 @@ def test_budget_curves_and_verdicts_name_each_rows_last_budget_and_the_compariso
     assert {line.split(",")[0] for line in lines} == {"- s @100 − base", "- c − base", "- s @100 − c"}
     assert len(lines) == 3 * 4 and all(line.endswith(".") for line in lines)  # 3 differences x 4 grid cells
     assert all("not resolved" in line or "resolved" in line for line in lines)
+    summary = verdicts(results, 3.0).splitlines()[0]
+    effects, nulls = (sum(f": resolved: {kind}" in line for line in lines) for kind in ("an effect", "a null"))
+    assert f"Of these 12 paired differences, {effects} show an effect" in summary
+    assert f"{nulls} a null within ±3 points, and {12 - effects - nulls} are not resolved" in summary
+    for line in lines:  # an unresolved cell says what size would resolve it
+        assert ": resolved:" in line or re.search(r"about \d+ paired prompts would reach it\)\.$", line)

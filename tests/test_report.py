@@ -194,3 +194,13 @@ def test_a_budget_curve_plots_each_rows_difference_from_base_against_steps(tmp_p
     assert row == "tuned" and [steps for steps, _ in series] == [0, 2, 4] and series[0][1]["mean"] == 0.0
     ours, base = results["models"]["tuned @4"]["predictions"], results["models"]["base"]["predictions"]
     assert series[2][1] == paired_interval(paired_cells(ours, base, "noinstr-symbols", "acc"))
+
+
+def test_verdict_names_an_effect_a_tight_null_or_the_size_that_would_resolve():
+    from symtune.report import verdict
+
+    assert verdict({"mean": 0.05, "lo": 0.01, "hi": 0.09, "n": 400}, 3.0) == "resolved: an effect"
+    assert verdict({"mean": 0.0, "lo": -0.02, "hi": 0.02, "n": 400}, 3.0) == "resolved: a null within ±2.0 points"
+    # half-width 5 points at n=400: n grows by (5/3)^2 to reach 3 points
+    assert verdict({"mean": 0.02, "lo": -0.03, "hi": 0.07, "n": 400}, 3.0) == (
+        "not resolved (half-width 5.0 > 3 points; about 1112 paired prompts would reach it)")
