@@ -4,9 +4,11 @@ import argparse
 import signal
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
 
 from symtune import __version__
+from symtune.config import add_flags, default_of, did_you_mean, from_mapping, given
 from symtune.demo import add_demo_parser
 from symtune.errors import SymtuneError
 from symtune.evaluate import evaluate
@@ -123,37 +125,34 @@ def run_data_show(args) -> None:
             print()
 
 
+SEEDS = next(f for f in fields(EvalConfig) if f.name == "seeds")
+# `symtune eval`'s flags are EvalConfig's fields; these keep their established names and meanings
+EVAL_FLAGS = {
+    "suite": {"choices": SUITES},
+    "seeds": {"type": positive_int, "metavar": "N",
+              "help": f"number of seeds, new exemplars and symbols each (default {len(default_of(SEEDS))})"},
+    "fmt": {"flag": "--format"},
+    "calibrate": {"flag": "--calibration"},  # --no-calibration skips the content-free pass
+    "dtype": {"choices": ("auto", "float32", "bfloat16")},
+}
 def add_eval_parser(subparsers) -> None:
     p = subparsers.add_parser("eval", help="in-context-learning evaluation suites (papers.md §1.7–1.10)")
     p.add_argument("--model", action="append", default=[], help="model to evaluate (repeat for several)")
-    p.add_argument("--suite", required=True, choices=SUITES)
     p.add_argument("--tasks", default=None,
                    help="task specs, comma-separated (the linear suite defaults to builtin:linear)")
     p.add_argument("--out", required=True, help="output folder: results.json, results.md, cache/")
-    p.add_argument("--n", type=positive_int, default=100, help="prompts per task and seed (paper: at most 100)")
-    p.add_argument("--k", type=positive_int, default=4, help="exemplars per class (the kcurve suite sweeps 1, 2, 4, 8)")
-    p.add_argument("--seeds", type=positive_int, default=3, help="number of seeds (new exemplars and symbols each)")
-    p.add_argument("--format", default=None, help="one fixed prompt format (default: a seeded random one per prompt)")
-    p.add_argument("--no-calibration", action="store_true", help="skip the content-free pass (acc_calibrated)")
-    p.add_argument("--generate", action="store_true",
-                   help="also greedy generation + exact match on classification prompts")
-    p.add_argument("--max-new-tokens", type=positive_int, default=48,
-                   help="cap on generated tokens (it stops at the line break)")
-    p.add_argument("--token-budget", type=positive_int, default=None,
-                   help="prompt tokens a batch may hold in its cache, one copy per scored label (memory bound; "
-                        "default for ranking: 2048 on a CPU, sized from free memory on a GPU; for generation: 16384)")
-    p.add_argument("--max-prompt-tokens", type=positive_int, default=None,
-                   help="drop exemplars so a prompt fits (estimated tokens)")
-    p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"),
-                   help="model weights' dtype (auto: bfloat16 where the CPU or GPU computes it natively)")
-    p.add_argument("--attn-implementation", default=None,
-                   help="transformers' attention kernel: sdpa (its default), eager, "
-                        "flash_attention_2 (pip install flash-attn), ...")
+    add_flags(p, EvalConfig, **EVAL_FLAGS)
     p.add_argument("--cache", default=None, help="request cache folder (default OUT/cache)")
-    p.add_argument("--allow-seen", action="store_true", help="evaluate on tasks the model was tuned on")
     p.add_argument("--export-lmeval", default=None, metavar="DIR",
                    help="also write the suite as lm-evaluation-harness tasks")
     p.set_defaults(func=run_eval)
+
+
+def eval_config(args) -> EvalConfig:
+    values = given(args, EvalConfig)
+    if "seeds" in values:  # --seeds N: seeds 0..N-1
+        values["seeds"] = tuple(range(values["seeds"]))
+    return from_mapping(EvalConfig, values, "the command line", "eval")
 
 
 def run_eval(args) -> None:
@@ -168,12 +167,7 @@ def run_eval(args) -> None:
     check_outputs({"--out": args.out, "--cache": args.cache, "--export-lmeval": args.export_lmeval},
                   {"task": specs.split(","), "model": args.model, "model cache": str(cache_dir())})
     check_own_folder(args.out, "--out", ("results.json", "cache"), "symtune eval")
-    cfg = EvalConfig(
-        suite=args.suite, n=args.n, k=args.k, seeds=tuple(range(args.seeds)), fmt=args.format,
-        calibrate=not args.no_calibration, generate=args.generate, max_new_tokens=args.max_new_tokens,
-        token_budget=args.token_budget, max_prompt_tokens=args.max_prompt_tokens, dtype=args.dtype,
-        attn_implementation=args.attn_implementation, allow_seen=args.allow_seen,
-    )
+    cfg = eval_config(args)
     tasks = load_task_list(specs, seed=0)
     if args.export_lmeval:
         conditions, items = build_items(tasks, cfg)
@@ -193,6 +187,25 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message):
         raise SymtuneError(f"{message} (see {self.prog} --help)")
+
+    def parse_args(self, args=None, namespace=None):
+        """argparse's, with a did-you-mean hint for an unknown option from the options of its command."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            command = command_parser(self, parsed)
+            known = [o for action in command._actions for o in action.option_strings]
+            unknown = next((e for e in extras if e.startswith("-")), extras[0])
+            raise SymtuneError(f"unrecognized arguments: {' '.join(extras)}{did_you_mean(unknown, known)} "
+                               f"(see {command.prog} --help)")
+        return parsed
+
+
+def command_parser(parser: argparse.ArgumentParser, parsed) -> argparse.ArgumentParser:
+    """The (sub)parser of the command `parsed` chose: `symtune data build`'s, say."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and getattr(parsed, action.dest, None) in action.choices:
+            return command_parser(action.choices[getattr(parsed, action.dest)], parsed)
+    return parser
 
 
 class Terminated(BaseException):

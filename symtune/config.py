@@ -137,6 +137,8 @@ def shown(default) -> str:
         return ""
     if isinstance(default, (tuple, list)):
         return ",".join(map(str, default))
+    if default is True:
+        return "on"
     return str(default)
 
 
