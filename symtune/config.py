@@ -131,20 +131,20 @@ def parse_override(item: str) -> tuple[str, object]:
 # ---- command-line flags ------------------------------------------------------------------
 
 
-def shown(default) -> str:
+def shown(default, sep: str = ",") -> str:
     """A default as the help text shows it ("" where there is nothing to show: None, False, empty)."""
     if default is dataclasses.MISSING or default is None or default is False or default == ():
         return ""
     if isinstance(default, (tuple, list)):
-        return ",".join(map(str, default))
+        return sep.join(f"{v:g}" if isinstance(v, float) else str(v) for v in default)
     if default is True:
         return "on"
     return str(default)
 
 
-def help_text(f: dataclasses.Field) -> str:
-    """The field's help, then its default from the dataclass; argparse's % escaped."""
-    text, default = f.metadata.get("help", ""), shown(default_of(f))
+def help_text(f: dataclasses.Field, sep: str = ",") -> str:
+    """The field's help, then its default from the dataclass (a tuple's items joined by `sep`); % escaped."""
+    text, default = f.metadata.get("help", ""), shown(default_of(f), sep)
     if default:
         text = f"{text} (default {default})" if text else f"default {default}"
     return text.replace("%", "%%")
@@ -189,14 +189,15 @@ def flag_kind(hint, f: dataclasses.Field) -> dict:
 def add_flags(parser, cls, names=None, **overrides) -> None:
     """One option per field of `cls` (or of `names`): --field-name, typed from its annotation, its
     help from the field's metadata with the dataclass default. Each option defaults to None (not
-    given). `overrides` {field: argparse keywords} change a field's option; "flag" renames it."""
+    given). `overrides` {field: argparse keywords} change a field's option; "flag" renames it, and
+    "sep" joins a tuple default in the help (for an option that parses its own separator)."""
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls)}
     for name in names or fields:
         f, extra = fields[name], dict(overrides.get(name, {}))
-        flag = extra.pop("flag", "--" + name.replace("_", "-"))
+        flag, sep = extra.pop("flag", "--" + name.replace("_", "-")), extra.pop("sep", ",")
         required = default_of(f) is dataclasses.MISSING
-        parser.add_argument(flag, **{"dest": name, "default": None, "required": required, "help": help_text(f),
+        parser.add_argument(flag, **{"dest": name, "default": None, "required": required, "help": help_text(f, sep),
                                      **flag_kind(hints[name], f), **extra})
 
 

@@ -9,9 +9,9 @@ from collections import Counter
 from pathlib import Path
 
 from symtune import __version__
+from symtune.config import parse_override
 from symtune.io import read_json, write_json, write_jsonl
 from symtune.models import load_model, torch_dtype
-from symtune.config import parse_override
 from symtune.train.recipe import load_recipe
 
 
