@@ -11,6 +11,7 @@ so a command can layer a preset under the flags given (`given`).
 import argparse
 import dataclasses
 import difflib
+import re
 import types
 import typing
 
@@ -36,7 +37,11 @@ def default_of(f: dataclasses.Field):
 
 
 def did_you_mean(key, known) -> str:
-    close = difflib.get_close_matches(str(key), [str(k) for k in known], n=1)
+    """" (did you mean X?)" with the known name closest to `key` (difflib's, else one that is a word
+    of it: lr for lr_rate), or ""."""
+    key, known = str(key), [str(k) for k in known]
+    words = re.split(r"[-_]+", key.lstrip("-"))
+    close = difflib.get_close_matches(key, known, n=1) or [k for k in known if k.lstrip("-") in words]
     return f" (did you mean {close[0]}?)" if close else ""
 
 
