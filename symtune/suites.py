@@ -66,8 +66,8 @@ class EvalConfig:
                                                "model-independent)", minimum=1)
     dtype: str = knob("auto", "model weights' dtype: float32, bfloat16, or auto (bfloat16 where the CPU or GPU "
                               "computes it natively)")
-    attn_implementation: str | None = knob(None, "transformers' attention kernel: sdpa (its default), eager, "
-                                                 "flash_attention_2 (pip install flash-attn), ...")
+    attn_implementation: str | None = knob(None, "transformers' attention kernel: sdpa, eager, flash_attention_2 "
+                                                 "(pip install flash-attn), ... (unset: transformers' own, sdpa)")
     allow_seen: bool = knob(False, "evaluate on tasks the model was tuned on")
 
 

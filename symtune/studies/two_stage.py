@@ -59,8 +59,7 @@ class TwoStageConfig:
     steps: int = knob(150, "tuning steps of every schedule", minimum=1)
     injection_share: float = knob(0.5, "share of the steps in two_stage's injection stage (symbolic data alone)",
                                   minimum=0.0, maximum=1.0)
-    ratio: tuple[float, float] = knob((1.0, 1.0), "symbolic:natural weights in the mixed stage; the default is "
-                                                  "the paper's")
+    ratio: tuple[float, float] = knob((1.0, 1.0), "symbolic:natural weights in the mixed stage (the paper's)")
     recipe: str = knob("cpu-small", "shipped recipe name or YAML file")
     overrides: list[str] = knob([], "override a recipe key: KEY=VALUE (repeatable)")
     k: int = knob(0, "solved exemplars in each Symbol-evol prompt", minimum=0)
