@@ -23,6 +23,11 @@ from symtune.tasks.registry import load_task_list, load_tasks
 from symtune.train.cli import add_tune_parser
 from symtune.validate import NewFolders, check_outputs, check_own_folder, fraction, nonnegative_int, positive_int
 
+# `symtune data build`'s flags are MixtureConfig's fields, under their established names
+MIXTURE_FLAGS = {"avoid_natural": {"flag": "--allow-natural-symbols", "action": "store_false",
+                                   "help": "do not reject symbols equal to a natural label name"},
+                 "fmt": {"flag": "--format"}}
+
 
 def add_data_parsers(sub) -> None:
     data = sub.add_parser("data", help="build and inspect symbol-tuning data").add_subparsers(dest="data_command",
@@ -32,25 +37,12 @@ def add_data_parsers(sub) -> None:
     build.add_argument("--tasks", required=True,
                        help="task specs, comma-separated (folder, file?cols, hf:id, preset, builtin[:family])")
     build.add_argument("--out", required=True, help="output folder (train.jsonl + manifest.json)")
-    build.add_argument("--n", type=positive_int, default=10_000, help="number of prompts")
-    build.add_argument("--seed", type=nonnegative_int, default=0)
-    build.add_argument("--cap", type=positive_int, default=25_000, help="query examples per task (paper: 25k)")
-    build.add_argument("--k-min", type=positive_int, default=2, help="fewest exemplars per class")
-    build.add_argument("--k-max", type=positive_int, default=10, help="most exemplars per class")
-    build.add_argument("--symbol-fraction", type=fraction, default=1.0,
-                       help="share of symbol prompts; the rest use natural labels")
+    add_flags(build, MixtureConfig, **MIXTURE_FLAGS)
     build.add_argument("--natural", action="store_true", help="the natural-label control (same as --symbol-fraction 0)")
-    build.add_argument("--random-labels", action="store_true",
-                       help="the random-label control: inconsistent labels within a prompt")
-    build.add_argument("--allow-natural-symbols", action="store_true",
-                       help="do not reject symbols equal to a natural label name")
     build.add_argument("--eval-tasks", default="",
                        help="task names or specs held out for evaluation; refused as tuning tasks")
-    build.add_argument("--format", default=None, help="one fixed prompt format instead of a random one per prompt")
     build.add_argument("--tokenizer", default=None,
                        help="model whose tokenizer counts tokens (enables exact budgets and totals)")
-    build.add_argument("--max-tokens", type=positive_int, default=None,
-                       help="token budget per prompt; exemplars are dropped to fit")
     build.set_defaults(func=run_data_build)
 
     show = data.add_parser("show", help="render a few prompts for a human to read")
@@ -82,22 +74,21 @@ def eval_task_names(specs: str, seed: int) -> list[str]:
 
 
 def run_data_build(args) -> None:
-    cfg = MixtureConfig(
-        n=args.n, seed=args.seed, cap=args.cap, k_min=args.k_min, k_max=args.k_max,
-        symbol_fraction=0.0 if args.natural else args.symbol_fraction, random_labels=args.random_labels,
-        avoid_natural=not args.allow_natural_symbols, max_tokens=args.max_tokens, fmt=args.format,
-    )
+    values = given(args, MixtureConfig)
+    if args.natural:
+        values["symbol_fraction"] = 0.0
+    cfg = from_mapping(MixtureConfig, values, "the command line", "mixture")
     check_config(cfg)
     check_outputs({"--out": args.out}, {"task": split_specs(args.tasks),
                                         "evaluation task": split_specs(args.eval_tasks),
                                         "tokenizer": args.tokenizer})
     check_own_folder(args.out, "--out", ("manifest.json",), "symtune data build")
     started = time.perf_counter()
-    tasks = load_task_list(split_specs(args.tasks), seed=args.seed)
+    tasks = load_task_list(split_specs(args.tasks), seed=cfg.seed)
     tokenizer = None
     if args.tokenizer:
         tokenizer = load_tokenizer(args.tokenizer)
-    manifest = build_mixture(tasks, args.out, cfg, eval_tasks=eval_task_names(args.eval_tasks, args.seed),
+    manifest = build_mixture(tasks, args.out, cfg, eval_tasks=eval_task_names(args.eval_tasks, cfg.seed),
                              tokenizer=tokenizer, progress=sys.stderr.isatty())
     print_mixture_summary(manifest, args.out, time.perf_counter() - started)
 

@@ -10,6 +10,7 @@ from symtune.cli import build_parser, command_parser, eval_config, main
 from symtune.config import add_flags, default_of, from_mapping, given, knob, shown
 from symtune.demo import DemoConfig
 from symtune.errors import SymtuneError
+from symtune.mixture import MixtureConfig
 from symtune.studies.cli import make_config
 from symtune.studies.generalization import GeneralizationConfig
 from symtune.studies.two_stage import TwoStageConfig
@@ -98,8 +99,9 @@ def test_derived_flags_follow_the_annotations():
 
 # ---- each default stated once -----------------------------------------------------------------
 
-REQUIRED = {"eval": ["--suite", "grid", "--out", "o"]}
+REQUIRED = {"eval": ["--suite", "grid", "--out", "o"], "data": ["--tasks", "t", "--out", "o"]}
 COMMANDS = {  # command -> (its config class, the config the command line builds with no flags)
+    ("data", "build"): (MixtureConfig, lambda args: from_mapping(MixtureConfig, given(args, MixtureConfig), "x"), {}),
     ("eval",): (EvalConfig, lambda args: eval_config(args), {"suite": "grid"}),
     ("demo",): (DemoConfig, lambda args: from_mapping(DemoConfig, given(args, DemoConfig), "x"), {}),
     ("study", "generalization"): (GeneralizationConfig, lambda args: make_config(
@@ -127,7 +129,7 @@ def test_each_commands_defaults_are_its_dataclass_defaults(command):
             count = str(len(default)) if isinstance(default, tuple) else None
             assert stated[0] in (shown(default), shown(default, ":"), count), (action.dest, text)
             assert text.endswith(f"(default {stated[0]})")
-        else:
+        elif action.const is not False:  # a store_false flag (--allow-natural-symbols) says what it turns off
             assert not shown(default), (action.dest, text)
 
 

@@ -90,7 +90,7 @@ def write_config(tmp_path, text: str) -> Path:
     ("suites: {grid: {seeds: 0}}", r"seeds must be at least 1"),
     ("suites: {grid: {rows: [nope]}}", r"suite 'grid' names rows the config does not have: nope"),
     ("rows: {a: {random_labels: maybe}}", r"row 'a': row key random_labels must be bool, got 'maybe'"),
-    ("rows: {a: {symbol_fraction: 2.0}}", r"symbol_fraction must be in \[0, 1\]"),
+    ("rows: {a: {symbol_fraction: 2.0}}", r"row 'a': row key symbol_fraction must be at most 1, got 2"),
     ("rows: {a: {recipe_overrides: [lr_rate=1]}}", r"unknown recipe key 'lr_rate' in the overrides \(did you mean "
                                                    r"lr\?\)"),
     ("target_half_width: wide", r"experiment key target_half_width must be float, got 'wide'"),
