@@ -13,47 +13,113 @@ gathers. Every number there comes from this script.
 import argparse
 import sys
 import time
-from dataclasses import replace
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
 import yaml
 
+from symtune.config import check_keys, did_you_mean, from_mapping, knob
 from symtune.demo import split_tasks
 from symtune.errors import SymtuneError
 from symtune.evaluate import evaluate
-from symtune.io import atomic_write, read_jsonl
-from symtune.mixture import MixtureConfig, build_mixture, is_built
+from symtune.io import atomic_write, read_jsonl, read_yaml
+from symtune.mixture import MixtureConfig, build_mixture, check_config, is_built
 from symtune.report import markdown, report, verdict_line, write_results
 from symtune.results import RESULTS, comparisons, conditions, curves, model_run, models, predictions, rename_models
 from symtune.stats import paired_difference
-from symtune.suites import EvalConfig
+from symtune.suites import SUITES, EvalConfig
 from symtune.tasks.registry import load_task_list
 from symtune.tasks.task import class_pairs
 from symtune.train.loop import LOG, ensure_tuned
 from symtune.train.recipe import load_recipe
+from symtune.validate import integer
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
 
-def tune_row(cfg: dict, name: str, options: dict, tuning, held_out, out: Path) -> tuple[dict, float]:
-    """The row's tuned models ({name: folder}; with `budgets`, {"name @steps": folder} for each,
-    snapshots of one run) and its training seconds (from the step log, so resumed runs count).
-    The row's options override the config's mixture settings, and its recipe_overrides follow the config's."""
-    options = dict(options)
-    budgets = sorted(options.pop("budgets", []))
-    overrides = list(cfg.get("recipe_overrides", [])) + list(options.pop("recipe_overrides", []))
+@dataclass
+class Experiment:
+    """An experiment YAML (scripts/experiments/*.yaml), every key checked before any work."""
+
+    name: str = knob(help="the run folder runs/NAME and the section docs/results/NAME.md")
+    model: str = knob(help="the base model every row tunes")
+    data: str | None = knob(help="a folder of task folders (null: built-in generated tasks)")
+    eval_tasks: list[str] | None = knob(help="the held-out tasks in data (null: its dev-eval tasks)")
+    recipe: str = knob(help="shipped recipe name or YAML file")
+    rows: dict = knob(help="{row name: its options}: MixtureConfig fields, budgets, recipe_overrides")
+    suites: dict = knob(help="{suite: its settings}: EvalConfig fields (seeds: how many), rows")
+    recipe_overrides: list[str] = knob([], "recipe KEY=VALUE overrides of every row")
+    mixture: dict = knob({}, "MixtureConfig fields of every row's mixture")
+    bigbench: list[str] = knob([], "BIG-bench task specs the algorithmic suite evaluates")
+    compare: list[list[str]] = knob([], "pairs of rows whose paired differences each suite's verdicts give")
+    target_half_width: float = knob(3.0, "a null is resolved when its interval's half-width is at most this "
+                                         "(accuracy points)", above=0.0)
+    cache: str | None = knob(None, "request cache folder (unset: runs/NAME/cache; another config's to share it)")
+
+
+@dataclass
+class RowOptions:
+    """A row's options besides its MixtureConfig fields."""
+
+    budgets: list[int] = knob([], "score snapshots of one run at these steps (the last: max_steps)")
+    recipe_overrides: list[str] = knob([], "recipe KEY=VALUE overrides after the config's")
+
+
+MIXTURE_KEYS = tuple(f.name for f in fields(MixtureConfig))
+SUITE_KEYS = tuple(f.name for f in fields(EvalConfig) if f.name != "suite") + ("rows",)
+
+
+def load_experiment(path) -> Experiment:
+    """The experiment config at `path`, each row's options and each suite's settings checked."""
+    where = str(path)
+    exp = from_mapping(Experiment, read_yaml(path) or {}, where, "experiment")
+    from_mapping(MixtureConfig, exp.mixture, f"{where}, mixture", "mixture")
+    for name, options in exp.rows.items():
+        row_recipe(exp, name, options or {}, where)
+    for suite, settings in exp.suites.items():
+        if suite not in SUITES:
+            raise SymtuneError(f"unknown suite {suite!r} in {where}{did_you_mean(suite, SUITES)}")
+        settings = dict(settings or {})
+        check_keys(settings, SUITE_KEYS, "suite setting", f"{where}, suite {suite}")
+        unknown = [row for row in settings.pop("rows", None) or [] if row not in exp.rows]
+        if unknown:
+            raise SymtuneError(f"{where}: suite {suite!r} names rows the config does not have: {', '.join(unknown)}")
+        eval_config(suite, settings, f"{where}, suite {suite}")
+    return exp
+
+
+def row_recipe(exp: Experiment, name: str, options: dict, where: str = "the config"):
+    """The row's recipe, budgets and checked mixture options: the row's options override the config's
+    mixture settings, and its recipe_overrides follow the config's."""
+    where = f"{where}, row {name!r}"
+    check_keys(options, MIXTURE_KEYS + tuple(f.name for f in fields(RowOptions)), "row", where)
+    extra = from_mapping(RowOptions, {k: v for k, v in options.items() if k not in MIXTURE_KEYS}, where, "row")
+    mixture = {**exp.mixture, **{k: v for k, v in options.items() if k in MIXTURE_KEYS}}
+    check_config(from_mapping(MixtureConfig, mixture, where, "row"))
+    budgets = sorted(extra.budgets)
+    overrides = exp.recipe_overrides + extra.recipe_overrides
     if budgets:
         overrides += [f"max_steps={budgets[-1]}", f"snapshot_steps={budgets[:-1]}"]
-    recipe = load_recipe(cfg["recipe"], overrides)
+    return load_recipe(exp.recipe, overrides), budgets, mixture
+
+
+def eval_config(suite: str, settings: dict, where: str) -> EvalConfig:
+    """A suite's settings (without `rows`) as an EvalConfig; `seeds: N` is seeds 0..N-1."""
+    settings = dict(settings)
+    if "seeds" in settings:
+        settings["seeds"] = tuple(range(integer(settings["seeds"], f"{where}: seeds", minimum=1)))
+    return from_mapping(EvalConfig, {"suite": suite, **settings}, where, "suite setting")
+
+
+def tune_row(exp: Experiment, name: str, options: dict, tuning, held_out, out: Path) -> tuple[dict, float]:
+    """The row's tuned models ({name: folder}; with `budgets`, {"name @steps": folder} for each,
+    snapshots of one run) and its training seconds (from the step log, so resumed runs count)."""
+    recipe, budgets, mixture = row_recipe(exp, name, options)
     folder = out / "rows" / name.replace(" ", "_").replace("%", "pct").replace("+", "plus")
     if not is_built(folder / "mixture"):
-        try:
-            mix = replace(MixtureConfig(n=recipe.max_steps * recipe.batch_size),
-                          **{**cfg.get("mixture", {}), **options})
-        except TypeError as e:
-            raise SymtuneError(f"row {name!r}: {e}") from None
+        mix = replace(MixtureConfig(n=recipe.max_steps * recipe.batch_size), **mixture)
         build_mixture(tuning, folder / "mixture", mix, eval_tasks=[t.name for t in held_out])
-    model = ensure_tuned(cfg["model"], folder / "mixture", folder / "model", recipe)
+    model = ensure_tuned(exp.model, folder / "mixture", folder / "model", recipe)
     seconds = sum(row["seconds"] for row in read_jsonl(model / LOG))
     if not budgets:
         return {name: model}, seconds
@@ -61,9 +127,9 @@ def tune_row(cfg: dict, name: str, options: dict, tuning, held_out, out: Path) -
             for b in budgets}, seconds
 
 
-def suite_tasks(cfg: dict, suite: str, held_out):
+def suite_tasks(exp: Experiment, suite: str, held_out):
     if suite == "algorithmic":
-        return load_task_list(cfg["bigbench"]) if cfg.get("bigbench") else []
+        return load_task_list(exp.bigbench) if exp.bigbench else []
     if suite == "flipped":
         return [t for t in held_out if len(t.labels) == 2]
     if suite == "headline":  # every pair of classes: flipped labels need two, and more tasks narrow the interval
@@ -85,33 +151,33 @@ def suite_rows(suite: str, settings: dict, models: dict) -> tuple[dict, dict]:
 
 
 def run(config_path: str) -> None:
-    cfg = yaml.safe_load(Path(config_path).read_text())
-    out = Path("runs") / cfg["name"]
-    tuning, held_out = split_tasks(cfg["data"], cfg["eval_tasks"], seed=0)
-    models, walls = {"base": cfg["model"]}, {}
-    for name, options in cfg["rows"].items():
-        tuned, walls[name] = tune_row(cfg, name, options or {}, tuning, held_out, out)
+    exp = load_experiment(config_path)  # every key checked before any work
+    out = Path("runs") / exp.name
+    tuning, held_out = split_tasks(exp.data, exp.eval_tasks, seed=0)
+    models, walls = {"base": exp.model}, {}
+    for name, options in exp.rows.items():
+        tuned, walls[name] = tune_row(exp, name, options or {}, tuning, held_out, out)
         models.update(tuned)
-    sections, cache = [], cfg.get("cache", out / "cache")  # a config may share another's request cache
-    for suite, settings in cfg["suites"].items():
-        tasks = suite_tasks(cfg, suite, held_out)
+    sections, cache = [], exp.cache or out / "cache"  # a config may share another's request cache
+    for suite, settings in exp.suites.items():
+        tasks = suite_tasks(exp, suite, held_out)
         if not tasks:
             continue
         started = time.perf_counter()
-        settings, suite_models = suite_rows(suite, dict(settings), models)
-        ecfg = EvalConfig(suite=suite, **{**settings, "seeds": tuple(range(settings.get("seeds", 3)))})
+        settings, suite_models = suite_rows(suite, dict(settings or {}), models)
+        ecfg = eval_config(suite, settings, f"{config_path}, suite {suite}")
         results = evaluate([str(m) for m in suite_models.values()], tasks, ecfg, cache_dir=cache, progress=True)
         rename_models(results, {row: str(m) for row, m in suite_models.items()})  # rows by name
-        results["comparisons"] = [pair for pair in cfg.get("compare", []) if set(pair) <= set(suite_models)]
+        results["comparisons"] = [pair for pair in exp.compare if set(pair) <= set(suite_models)]
         results["curves"] = budget_curves(suite_models)
         write_results(results, out / suite)
         metric = "acc_gen" if suite == "algorithmic" else "acc"  # BIG-bench: exact match, the paper's metric
-        plots = report([str(out / suite / RESULTS)], DOCS / "results" / cfg["name"], metric)
-        images = "\n".join(f"![{suite}]({cfg['name']}/{p.name})" for p in plots)
-        verdict = verdicts(results, cfg.get("target_half_width", 3.0))
+        plots = report([str(out / suite / RESULTS)], DOCS / "results" / exp.name, metric)
+        images = "\n".join(f"![{suite}]({exp.name}/{p.name})" for p in plots)
+        verdict = verdicts(results, exp.target_half_width)
         sections.append(f"{verdict}{markdown(results)}\n\n{images}\n\n"
                         f"{wall_times(results, time.perf_counter() - started)}")
-    write_section(cfg, config_path, tuning, held_out, walls, sections)
+    write_section(exp, config_path, tuning, held_out, walls, sections)
 
 
 def budget_curves(models: dict) -> dict:
@@ -160,20 +226,20 @@ def wall_times(results: dict, seconds: float) -> str:
             f"Scoring time of each row's requests when first scored: {', '.join(costs)}{why}.")
 
 
-def write_section(cfg, config_path, tuning, held_out, walls, sections) -> None:
+def write_section(exp, config_path, tuning, held_out, walls, sections) -> None:
     head = [
-        f"# {cfg['name']}: {cfg['model']}",
+        f"# {exp.name}: {exp.model}",
         f"Command: `python scripts/experiment.py {config_path}` (config: [{config_path}](../../{config_path})).",
         f"Tuned on {len(tuning)} tasks: {', '.join(t.name for t in tuning)}.",
         f"Evaluated on {len(held_out)} unseen tasks: {', '.join(t.name for t in held_out)}.",
-        f"Recipe `{cfg['recipe']}` with {' '.join(cfg.get('recipe_overrides', [])) or 'no overrides'}.",
+        f"Recipe `{exp.recipe}` with {' '.join(exp.recipe_overrides) or 'no overrides'}.",
         "Rows (mixture settings and recipe overrides of each): "
         + "; ".join(f"{name} `{yaml.safe_dump(options or {}, default_flow_style=True).strip()}`"
-                    for name, options in cfg["rows"].items()) + ".",
+                    for name, options in exp.rows.items()) + ".",
         "Training time per row: "
         + ", ".join(f"{name} {seconds / 60:.1f} min" for name, seconds in walls.items()) + ".",
     ]
-    path = DOCS / "results" / f"{cfg['name']}.md"
+    path = DOCS / "results" / f"{exp.name}.md"
     with atomic_write(path) as f:
         f.write("\n\n".join(head + sections) + "\n")
     gather()

@@ -4,9 +4,11 @@ import argparse
 import signal
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
 
 from symtune import __version__
+from symtune.config import add_flags, default_of, did_you_mean, from_mapping, given
 from symtune.demo import add_demo_parser
 from symtune.errors import SymtuneError
 from symtune.evaluate import evaluate
@@ -21,6 +23,11 @@ from symtune.tasks.registry import load_task_list, load_tasks
 from symtune.train.cli import add_tune_parser
 from symtune.validate import NewFolders, check_outputs, check_own_folder, fraction, nonnegative_int, positive_int
 
+# `symtune data build`'s flags are MixtureConfig's fields, under their established names
+MIXTURE_FLAGS = {"avoid_natural": {"flag": "--allow-natural-symbols", "action": "store_false",
+                                   "help": "do not reject symbols equal to a natural label name"},
+                 "fmt": {"flag": "--format"}}
+
 
 def add_data_parsers(sub) -> None:
     data = sub.add_parser("data", help="build and inspect symbol-tuning data").add_subparsers(dest="data_command",
@@ -30,25 +37,12 @@ def add_data_parsers(sub) -> None:
     build.add_argument("--tasks", required=True,
                        help="task specs, comma-separated (folder, file?cols, hf:id, preset, builtin[:family])")
     build.add_argument("--out", required=True, help="output folder (train.jsonl + manifest.json)")
-    build.add_argument("--n", type=positive_int, default=10_000, help="number of prompts")
-    build.add_argument("--seed", type=nonnegative_int, default=0)
-    build.add_argument("--cap", type=positive_int, default=25_000, help="query examples per task (paper: 25k)")
-    build.add_argument("--k-min", type=positive_int, default=2, help="fewest exemplars per class")
-    build.add_argument("--k-max", type=positive_int, default=10, help="most exemplars per class")
-    build.add_argument("--symbol-fraction", type=fraction, default=1.0,
-                       help="share of symbol prompts; the rest use natural labels")
+    add_flags(build, MixtureConfig, **MIXTURE_FLAGS)
     build.add_argument("--natural", action="store_true", help="the natural-label control (same as --symbol-fraction 0)")
-    build.add_argument("--random-labels", action="store_true",
-                       help="the random-label control: inconsistent labels within a prompt")
-    build.add_argument("--allow-natural-symbols", action="store_true",
-                       help="do not reject symbols equal to a natural label name")
     build.add_argument("--eval-tasks", default="",
                        help="task names or specs held out for evaluation; refused as tuning tasks")
-    build.add_argument("--format", default=None, help="one fixed prompt format instead of a random one per prompt")
     build.add_argument("--tokenizer", default=None,
                        help="model whose tokenizer counts tokens (enables exact budgets and totals)")
-    build.add_argument("--max-tokens", type=positive_int, default=None,
-                       help="token budget per prompt; exemplars are dropped to fit")
     build.set_defaults(func=run_data_build)
 
     show = data.add_parser("show", help="render a few prompts for a human to read")
@@ -80,22 +74,21 @@ def eval_task_names(specs: str, seed: int) -> list[str]:
 
 
 def run_data_build(args) -> None:
-    cfg = MixtureConfig(
-        n=args.n, seed=args.seed, cap=args.cap, k_min=args.k_min, k_max=args.k_max,
-        symbol_fraction=0.0 if args.natural else args.symbol_fraction, random_labels=args.random_labels,
-        avoid_natural=not args.allow_natural_symbols, max_tokens=args.max_tokens, fmt=args.format,
-    )
+    values = given(args, MixtureConfig)
+    if args.natural:
+        values["symbol_fraction"] = 0.0
+    cfg = from_mapping(MixtureConfig, values, "the command line", "mixture")
     check_config(cfg)
     check_outputs({"--out": args.out}, {"task": split_specs(args.tasks),
                                         "evaluation task": split_specs(args.eval_tasks),
                                         "tokenizer": args.tokenizer})
     check_own_folder(args.out, "--out", ("manifest.json",), "symtune data build")
     started = time.perf_counter()
-    tasks = load_task_list(split_specs(args.tasks), seed=args.seed)
+    tasks = load_task_list(split_specs(args.tasks), seed=cfg.seed)
     tokenizer = None
     if args.tokenizer:
         tokenizer = load_tokenizer(args.tokenizer)
-    manifest = build_mixture(tasks, args.out, cfg, eval_tasks=eval_task_names(args.eval_tasks, args.seed),
+    manifest = build_mixture(tasks, args.out, cfg, eval_tasks=eval_task_names(args.eval_tasks, cfg.seed),
                              tokenizer=tokenizer, progress=sys.stderr.isatty())
     print_mixture_summary(manifest, args.out, time.perf_counter() - started)
 
@@ -123,37 +116,34 @@ def run_data_show(args) -> None:
             print()
 
 
+SEEDS = next(f for f in fields(EvalConfig) if f.name == "seeds")
+# `symtune eval`'s flags are EvalConfig's fields; these keep their established names and meanings
+EVAL_FLAGS = {
+    "suite": {"choices": SUITES},
+    "seeds": {"type": positive_int, "metavar": "N",
+              "help": f"number of seeds, new exemplars and symbols each (default {len(default_of(SEEDS))})"},
+    "fmt": {"flag": "--format"},
+    "calibrate": {"flag": "--calibration"},  # --no-calibration skips the content-free pass
+    "dtype": {"choices": ("auto", "float32", "bfloat16")},
+}
 def add_eval_parser(subparsers) -> None:
     p = subparsers.add_parser("eval", help="in-context-learning evaluation suites (papers.md §1.7–1.10)")
     p.add_argument("--model", action="append", default=[], help="model to evaluate (repeat for several)")
-    p.add_argument("--suite", required=True, choices=SUITES)
     p.add_argument("--tasks", default=None,
                    help="task specs, comma-separated (the linear suite defaults to builtin:linear)")
     p.add_argument("--out", required=True, help="output folder: results.json, results.md, cache/")
-    p.add_argument("--n", type=positive_int, default=100, help="prompts per task and seed (paper: at most 100)")
-    p.add_argument("--k", type=positive_int, default=4, help="exemplars per class (the kcurve suite sweeps 1, 2, 4, 8)")
-    p.add_argument("--seeds", type=positive_int, default=3, help="number of seeds (new exemplars and symbols each)")
-    p.add_argument("--format", default=None, help="one fixed prompt format (default: a seeded random one per prompt)")
-    p.add_argument("--no-calibration", action="store_true", help="skip the content-free pass (acc_calibrated)")
-    p.add_argument("--generate", action="store_true",
-                   help="also greedy generation + exact match on classification prompts")
-    p.add_argument("--max-new-tokens", type=positive_int, default=48,
-                   help="cap on generated tokens (it stops at the line break)")
-    p.add_argument("--token-budget", type=positive_int, default=None,
-                   help="prompt tokens a batch may hold in its cache, one copy per scored label (memory bound; "
-                        "default for ranking: 2048 on a CPU, sized from free memory on a GPU; for generation: 16384)")
-    p.add_argument("--max-prompt-tokens", type=positive_int, default=None,
-                   help="drop exemplars so a prompt fits (estimated tokens)")
-    p.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"),
-                   help="model weights' dtype (auto: bfloat16 where the CPU or GPU computes it natively)")
-    p.add_argument("--attn-implementation", default=None,
-                   help="transformers' attention kernel: sdpa (its default), eager, "
-                        "flash_attention_2 (pip install flash-attn), ...")
+    add_flags(p, EvalConfig, **EVAL_FLAGS)
     p.add_argument("--cache", default=None, help="request cache folder (default OUT/cache)")
-    p.add_argument("--allow-seen", action="store_true", help="evaluate on tasks the model was tuned on")
     p.add_argument("--export-lmeval", default=None, metavar="DIR",
                    help="also write the suite as lm-evaluation-harness tasks")
     p.set_defaults(func=run_eval)
+
+
+def eval_config(args) -> EvalConfig:
+    values = given(args, EvalConfig)
+    if "seeds" in values:  # --seeds N: seeds 0..N-1
+        values["seeds"] = tuple(range(values["seeds"]))
+    return from_mapping(EvalConfig, values, "the command line", "eval")
 
 
 def run_eval(args) -> None:
@@ -168,12 +158,7 @@ def run_eval(args) -> None:
     check_outputs({"--out": args.out, "--cache": args.cache, "--export-lmeval": args.export_lmeval},
                   {"task": specs.split(","), "model": args.model, "model cache": str(cache_dir())})
     check_own_folder(args.out, "--out", ("results.json", "cache"), "symtune eval")
-    cfg = EvalConfig(
-        suite=args.suite, n=args.n, k=args.k, seeds=tuple(range(args.seeds)), fmt=args.format,
-        calibrate=not args.no_calibration, generate=args.generate, max_new_tokens=args.max_new_tokens,
-        token_budget=args.token_budget, max_prompt_tokens=args.max_prompt_tokens, dtype=args.dtype,
-        attn_implementation=args.attn_implementation, allow_seen=args.allow_seen,
-    )
+    cfg = eval_config(args)
     tasks = load_task_list(specs, seed=0)
     if args.export_lmeval:
         conditions, items = build_items(tasks, cfg)
@@ -193,6 +178,25 @@ class Parser(argparse.ArgumentParser):
 
     def error(self, message):
         raise SymtuneError(f"{message} (see {self.prog} --help)")
+
+    def parse_args(self, args=None, namespace=None):
+        """argparse's, with a did-you-mean hint for an unknown option from the options of its command."""
+        parsed, extras = self.parse_known_args(args, namespace)
+        if extras:
+            command = command_parser(self, parsed)
+            known = [o for action in command._actions for o in action.option_strings]
+            unknown = next((e for e in extras if e.startswith("-")), extras[0])
+            raise SymtuneError(f"unrecognized arguments: {' '.join(extras)}{did_you_mean(unknown, known)} "
+                               f"(see {command.prog} --help)")
+        return parsed
+
+
+def command_parser(parser: argparse.ArgumentParser, parsed) -> argparse.ArgumentParser:
+    """The (sub)parser of the command `parsed` chose: `symtune data build`'s, say."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and getattr(parsed, action.dest, None) in action.choices:
+            return command_parser(action.choices[getattr(parsed, action.dest)], parsed)
+    return parser
 
 
 class Terminated(BaseException):

@@ -8,8 +8,10 @@ re-run skips the steps whose outputs exist (an interrupted demo resumes).
 
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+from symtune.config import add_flags, from_mapping, given, knob
 from symtune.errors import SymtuneError
 from symtune.evaluate import evaluate
 from symtune.mixture import MixtureConfig, build_mixture, is_built, print_mixture_summary
@@ -20,7 +22,7 @@ from symtune.stats import paired_difference
 from symtune.suites import EvalConfig
 from symtune.tasks.registry import load_task_list
 from symtune.train.recipe import load_recipe
-from symtune.validate import check_outputs, check_own_folder, nonnegative_int, positive_int
+from symtune.validate import check_outputs, check_own_folder
 
 # With no data: tune on rule-based families, evaluate on the lexical ones (natural language,
 # where natural labels carry meaning and the four settings differ).
@@ -53,14 +55,36 @@ def split_tasks(data: str | None, eval_names: list[str] | None, seed: int):
     return tuning, held_out
 
 
+@dataclass
+class DemoConfig:
+    """The demo's knobs. The evaluation sizes are set so the headline cell's interval reaches
+    HEADLINE_TARGET within 20 minutes on 2 CPU cores; scale them up on a faster machine."""
+
+    model: str = knob("smollm2-135m-instruct", "embedded name, model folder, .gguf or hub id")
+    data: str | None = knob(None, "a folder of task folders (unset: built-in generated tasks)")
+    eval_tasks: str | None = knob(None, "names of the held-out tasks in --data, comma-separated (unset: the "
+                                        "dev-eval tasks)")
+    out: str = knob("runs/demo", "run folder; a re-run resumes where it stopped")
+    recipe: str = knob("cpu-small", "shipped recipe name or YAML file")
+    overrides: list[str] = knob([], "override a recipe key: KEY=VALUE (repeatable)")
+    steps: int = knob(50, "tuning steps (overrides the recipe's; 0: the recipe's)", minimum=0)
+    n: int = knob(75, "evaluation prompts per task, setting and seed", minimum=1)
+    k: int = knob(2, "exemplars per class in evaluation prompts (paper: 4; 2 halves a prompt)", minimum=1)
+    seeds: int = knob(2, "evaluation seeds", minimum=1)
+    seed: int = knob(0, "seed of the tasks and the mixture", minimum=0)
+    # 4 (paper: 10) keeps prompts short enough to tune in minutes on a CPU
+    k_max: int = knob(4, "most exemplars per class in tuning prompts (paper: 10)", minimum=1)
+
+
 def run_demo(args) -> None:
     # local: the training loop pulls in torch, which `demo --help` does not need
     from symtune.train.loop import ensure_tuned
 
+    args = from_mapping(DemoConfig, given(args, DemoConfig), "the command line", "demo")
     out = Path(args.out)
     check_outputs({"--out": out}, {"data": args.data, "model": args.model, "model cache": str(cache_dir())})
     check_own_folder(out, "--out", ("cache", "mixture", "model", "results.json"), "symtune demo")
-    recipe = load_recipe(args.recipe, args.set + ([f"max_steps={args.steps}"] if args.steps else []))
+    recipe = load_recipe(args.recipe, args.overrides + ([f"max_steps={args.steps}"] if args.steps else []))
     tuning, held_out = split_tasks(args.data, args.eval_tasks.split(",") if args.eval_tasks else None, args.seed)
     # no content-free pass: it would double the requests, and the headline is plain accuracy
     cfg = EvalConfig(suite="grid", n=args.n, k=args.k, seeds=tuple(range(args.seeds)), calibrate=False)
@@ -75,7 +99,6 @@ def run_demo(args) -> None:
     mixture = out / "mixture"
     if not is_built(mixture):
         n = recipe.max_steps * recipe.batch_size
-        # --k-max 4 (paper: 10) keeps prompts short enough to tune in minutes on a CPU
         mix = MixtureConfig(n=n, seed=args.seed, k_max=args.k_max, max_tokens=recipe.max_seq_len)
         manifest = build_mixture(tuning, mixture, mix, eval_tasks=[t.name for t in held_out])
         print_mixture_summary(manifest, mixture)
@@ -102,22 +125,5 @@ def headline(results: dict, base: str, tuned: str) -> str:
 
 def add_demo_parser(subparsers) -> None:
     p = subparsers.add_parser("demo", help="base eval → symbol-tune → eval again, on the embedded model")
-    p.add_argument("--model", default="smollm2-135m-instruct")
-    p.add_argument("--data", default=None, help="a folder of task folders (default: built-in generated tasks)")
-    p.add_argument("--eval-tasks", default=None,
-                   help="names of the held-out tasks in --data (default: the dev-eval tasks)")
-    p.add_argument("--out", default="runs/demo", help="run folder; a re-run resumes where it stopped")
-    p.add_argument("--recipe", default="cpu-small")
-    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe key")
-    # The defaults are sized, by a measured run (docs/results.md, "The demo"), to finish within 20 minutes on
-    # 2 CPU cores with the headline cell resolved to HEADLINE_TARGET; scale them up on a faster machine.
-    p.add_argument("--steps", type=nonnegative_int, default=50,
-                   help="tuning steps (overrides the recipe's; 0: the recipe's)")
-    p.add_argument("--n", type=positive_int, default=75, help="evaluation prompts per task, setting and seed")
-    p.add_argument("--k", type=positive_int, default=2,
-                   help="exemplars per class in evaluation prompts (paper: 4; 2 halves a prompt)")
-    p.add_argument("--seeds", type=positive_int, default=2)
-    p.add_argument("--seed", type=nonnegative_int, default=0, help="seed of the tasks and the mixture")
-    p.add_argument("--k-max", type=positive_int, default=4,
-                   help="most exemplars per class in tuning prompts (paper: 10)")
-    p.set_defaults(func=run_demo)
+    add_flags(p, DemoConfig, overrides={"flag": "--set", "metavar": "KEY=VALUE"})
+    p.set_defaults(func=run_demo, out=DemoConfig.out)  # the run folder, for the CLI's clean-up on failure

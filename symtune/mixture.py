@@ -19,6 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from symtune import __version__
+from symtune.config import knob
 from symtune.errors import SymtuneError
 from symtune.io import atomic_write, read_json, read_jsonl, write_json
 from symtune.prompts import PromptTooLong, Setting, build_prompt
@@ -38,16 +39,18 @@ MANIFEST_SCHEMA = {  # every field make_manifest writes (a task of build_mixture
 
 @dataclass
 class MixtureConfig:
-    n: int = 10_000  # prompts in the mixture
-    seed: int = 0
-    cap: int = 25_000  # query examples per task (paper: 25k)
-    k_min: int = 2  # exemplars per class, drawn per prompt (paper: 2–10)
-    k_max: int = 10
-    symbol_fraction: float = 1.0  # the rest are natural-label prompts (1.0 = paper; 0.0 = control)
-    random_labels: bool = False  # control: symbol prompts with inconsistent labels
-    avoid_natural: bool = True  # reject symbols equal to a natural label name of the task
-    max_tokens: int | None = None  # prompt + completion budget; exemplars are dropped to fit
-    fmt: str | None = None  # one fixed format instead of a random one per prompt
+    n: int = knob(10_000, "number of prompts", minimum=1)
+    seed: int = knob(0, "seed of the query draw, exemplars, symbols and formats", minimum=0)
+    cap: int = knob(25_000, "query examples per task (paper: 25k)", minimum=1)
+    k_min: int = knob(2, "fewest exemplars per class, drawn per prompt (paper: 2)", minimum=1)
+    k_max: int = knob(10, "most exemplars per class (paper: 10)", minimum=1)
+    symbol_fraction: float = knob(1.0, "share of symbol prompts; the rest use natural labels (1.0: the paper; 0.0: "
+                                       "the natural-label control)", minimum=0.0, maximum=1.0)
+    random_labels: bool = knob(False, "the random-label control: inconsistent labels within a prompt")
+    avoid_natural: bool = knob(True, "reject symbols equal to a natural label name of the task")
+    max_tokens: int | None = knob(None, "token budget per prompt (prompt + completion); exemplars are dropped to fit",
+                                  minimum=1)
+    fmt: str | None = knob(None, "one fixed prompt format (unset: a random one per prompt)")
 
 
 def check_tuning_tasks(tasks: list[Task], eval_tasks: list[str] = ()) -> None:

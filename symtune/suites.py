@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from symtune.config import knob
 from symtune.errors import SymtuneError
 from symtune.prompts import (
     GRID,
@@ -47,19 +48,27 @@ class Condition:
 
 @dataclass
 class EvalConfig:
-    suite: str
-    n: int = 100  # prompts per task and seed (the paper: at most 100)
-    k: int = 4  # exemplars per class (the paper: 4)
-    seeds: tuple[int, ...] = (0, 1, 2)
-    fmt: str | None = None  # one fixed prompt format; None: a seeded random one per prompt
-    calibrate: bool = True  # content-free calibration (the query block twice; the exemplars once)
-    generate: bool = False  # also greedy generation + exact match on classification prompts
-    max_new_tokens: int = 48  # generation stops at the line break; BIG-bench lists take ~3 tokens an element
-    token_budget: int | None = None  # prompt tokens a batch holds in its cache (None: by device and job)
-    max_prompt_tokens: int | None = None  # drop exemplars to fit (estimated tokens, model-independent)
-    dtype: str = "auto"  # float32, bfloat16, or auto: bfloat16 where the CPU or GPU computes it natively
-    attn_implementation: str | None = None  # transformers' attention kernel (None: its default, sdpa)
-    allow_seen: bool = False
+    """Every evaluation knob; `symtune eval` derives its flags from these fields (symtune.config)."""
+
+    suite: str = knob(help="the suite: its conditions (symtune.suites.SUITES)")
+    n: int = knob(100, "prompts per task and seed (the paper: at most 100)", minimum=1)
+    k: int = knob(4, "exemplars per class (the paper: 4; the kcurve suite sweeps 1, 2, 4, 8)", minimum=1)
+    seeds: tuple[int, ...] = knob((0, 1, 2), "prompt seeds, new exemplars and symbols each")
+    fmt: str | None = knob(None, "one fixed prompt format (unset: a seeded random one per prompt)")
+    calibrate: bool = knob(True, "content-free calibration (acc_calibrated): the query block twice, the exemplars "
+                                 "once")
+    generate: bool = knob(False, "also greedy generation + exact match on classification prompts")
+    max_new_tokens: int = knob(48, "cap on generated tokens (generation stops at the line break; BIG-bench lists "
+                                   "take ~3 tokens an element)", minimum=1)
+    token_budget: int | None = knob(None, "prompt tokens a batch may hold in its cache, one copy per scored label "
+                                          "(a memory bound; unset: sized by device and job)", minimum=1)
+    max_prompt_tokens: int | None = knob(None, "drop exemplars so a prompt fits (estimated tokens, "
+                                               "model-independent)", minimum=1)
+    dtype: str = knob("auto", "model weights' dtype: float32, bfloat16, or auto (bfloat16 where the CPU or GPU "
+                              "computes it natively)")
+    attn_implementation: str | None = knob(None, "transformers' attention kernel: sdpa, eager, flash_attention_2 "
+                                                 "(pip install flash-attn), ... (unset: transformers' own, sdpa)")
+    allow_seen: bool = knob(False, "evaluate on tasks the model was tuned on")
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from symtune.errors import SymtuneError
 
@@ -60,3 +61,68 @@ def test_budget_curves_and_verdicts_name_each_rows_last_budget_and_the_compariso
     assert f"{nulls} a null within ±3 points, and {12 - effects - nulls} are not resolved" in summary
     for line in lines:  # an unresolved cell says what size would resolve it
         assert ": resolved:" in line or re.search(r"about \d+ paired prompts would reach it\)\.$", line)
+
+
+# ---- the config: every key checked before any work ------------------------------------------
+
+EXPERIMENTS = sorted((Path(__file__).resolve().parents[1] / "scripts" / "experiments").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.name)
+def test_every_shipped_experiment_config_loads(path):
+    from experiment import load_experiment
+
+    exp = load_experiment(path)
+    assert exp.name == path.stem and exp.rows and exp.suites
+
+
+def write_config(tmp_path, text: str) -> Path:
+    config = yaml.safe_load((EXPERIMENTS[0].parent / "quick.yaml").read_text())
+    config.update(yaml.safe_load(text))
+    path = tmp_path / "x.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+@pytest.mark.parametrize("text,needle", [
+    ("target_halfwidth: 2", r"unknown experiment key 'target_halfwidth' in .*x.yaml \(did you mean target_half_width"),
+    ("rows: {a: {symbol_fractoin: 0.5}}", r"unknown row key 'symbol_fractoin' in .*row 'a' \(did you mean "
+                                          r"symbol_fraction\?\)"),
+    ("rows: {a: {budget: [10]}}", r"unknown row key 'budget' .*did you mean budgets"),
+    ("suites: {grid: {n: 8, max_prompt_token: 512}}", r"unknown suite setting key 'max_prompt_token' in .*suite grid "
+                                                      r"\(did you mean max_prompt_tokens\?\)"),
+    ("suites: {gird: {n: 8}}", r"unknown suite 'gird' .*did you mean grid"),
+    ("suites: {grid: {n: many}}", r"suite grid: suite setting key n must be int, got 'many'"),
+    ("suites: {grid: {n: 0}}", r"suite setting key n must be at least 1"),
+    ("suites: {grid: {seeds: 0}}", r"seeds must be at least 1"),
+    ("suites: {grid: {rows: [nope]}}", r"suite 'grid' names rows the config does not have: nope"),
+    ("rows: {a: {random_labels: maybe}}", r"row 'a': row key random_labels must be bool, got 'maybe'"),
+    ("rows: {a: {symbol_fraction: 2.0}}", r"row 'a': row key symbol_fraction must be at most 1, got 2"),
+    ("rows: {a: {recipe_overrides: [lr_rate=1]}}", r"unknown recipe key 'lr_rate' in the overrides \(did you mean "
+                                                   r"lr\?\)"),
+    ("target_half_width: wide", r"experiment key target_half_width must be float, got 'wide'"),
+    ("name: null", r"experiment key name must be str, got None"),
+])
+def test_a_misspelt_or_ill_typed_key_is_refused_before_any_work(tmp_path, monkeypatch, text, needle):
+    import experiment
+
+    monkeypatch.setattr(experiment, "split_tasks", lambda *a, **k: pytest.fail("no work may start"))
+    with pytest.raises(SymtuneError, match=needle):
+        experiment.run(str(write_config(tmp_path, text)))
+
+
+def test_a_config_missing_a_required_key_is_refused(tmp_path):
+    from experiment import load_experiment
+
+    path = tmp_path / "x.yaml"
+    path.write_text("name: x\nmodel: m\n")
+    with pytest.raises(SymtuneError, match="missing experiment key 'data'"):
+        load_experiment(path)
+
+
+def test_a_suites_settings_become_its_eval_config():
+    from experiment import eval_config
+
+    cfg = eval_config("grid", {"n": 8, "seeds": 5, "calibrate": False}, "x")
+    assert (cfg.suite, cfg.n, cfg.seeds, cfg.calibrate, cfg.k) == ("grid", 8, (0, 1, 2, 3, 4), False, 4)
+    assert eval_config("grid", {}, "x").seeds == (0, 1, 2)

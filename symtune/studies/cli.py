@@ -11,10 +11,11 @@ flags given explicitly win over it. Tuning runs at lr 1e-3 unless --set lr=... s
 import shlex
 import sys
 
+from symtune.config import add_flags, from_mapping, given
 from symtune.models import cache_dir
 from symtune.studies import generalization, two_stage
 from symtune.studies.report import write_report
-from symtune.validate import check_outputs, fraction, nonnegative_int, positive_int, real
+from symtune.validate import check_outputs, real
 
 QUICK = {
     "generalization": {"seeds": 1, "steps": 60, "max_items": 12, "icl_tokens": 256, "augmenters": ("oracle",)},
@@ -22,10 +23,16 @@ QUICK = {
 }
 
 
-def make_config(cls, study: str, quick: bool, **flags):
+COMMON = ("model", "seeds", "steps", "recipe", "overrides", "keep_models")
+FLAGS = {"overrides": {"flag": "--set", "metavar": "KEY=VALUE"},
+         "augmenters": {"metavar": "NAMES"},
+         "ratio": {"type": str, "metavar": "S:N", "sep": ":"}}  # parsed by run_two_stage_command
+
+
+def make_config(cls, study: str, quick: bool, flags: dict):
     """`cls` from the flags given (None: not given), then the --quick preset, then its defaults."""
     preset = QUICK[study] if quick else {}
-    return cls(**{**preset, **{key: value for key, value in flags.items() if value is not None}})
+    return from_mapping(cls, {**preset, **flags}, "the command line", f"{study} study")
 
 
 def command_line() -> str:
@@ -33,18 +40,8 @@ def command_line() -> str:
 
 
 def add_common(p, out: str) -> None:
-    p.add_argument("--model", default=None,
-                   help="embedded name (default smollm2-135m-instruct), model folder, .gguf or hub id")
-    p.add_argument("--out", default=out, help="run folder; a re-run resumes where it stopped")
+    p.add_argument("--out", default=out, help=f"run folder; a re-run resumes where it stopped (default {out})")
     p.add_argument("--quick", action="store_true", help="a small version that runs in minutes")
-    p.add_argument("--seeds", type=positive_int, default=None,
-                   help="study seeds, new data and tuning runs each (default 3)")
-    p.add_argument("--steps", type=positive_int, default=None, help="tuning steps of every run")
-    p.add_argument("--recipe", default=None, help="shipped recipe name or YAML file (default cpu-small)")
-    p.add_argument("--set", action="append", default=None, metavar="KEY=VALUE",
-                   help="override a recipe key (repeatable)")
-    p.add_argument("--keep-models", action="store_true", default=None,
-                   help="keep the tuned weights (deleted once scored)")
 
 
 def add_study_parser(subparsers) -> None:
@@ -54,30 +51,15 @@ def add_study_parser(subparsers) -> None:
 
     gen = sub.add_parser("generalization", help="ICL vs fine-tuning vs augmented fine-tuning on nonsense-word data")
     add_common(gen, "runs/study-generalization")
-    gen.add_argument("--size", default=None, help="dataset size: tiny (default), small or paper")
-    gen.add_argument("--splitting", default=None, help="sentence splitting: independent (default), cumulative or none")
-    gen.add_argument("--augmenters", default=None, help="oracle and/or self, comma-separated (default both)")
-    gen.add_argument("--icl-tokens", type=positive_int, default=None, help="document tokens per ICL prompt")
-    gen.add_argument("--max-items", type=positive_int, default=None, help="test items per split")
+    add_flags(gen, generalization.GeneralizationConfig,
+              COMMON + ("size", "splitting", "augmenters", "icl_tokens", "max_items"), **FLAGS)
     gen.set_defaults(func=run_generalization_command)
 
     two = sub.add_parser("two-stage", help="Symbol-evol SCAN: injection → infusion vs one-stage training")
     add_common(two, "runs/study-two-stage")
-    two.add_argument("--injection-share", type=fraction, default=None,
-                     help="share of the steps in the injection stage (0.5)")
-    two.add_argument("--ratio", default=None,
-                     help="symbolic:natural weights in the mixed stage (default 1:1, as the paper)")
-    two.add_argument("--k", type=nonnegative_int, default=None,
-                     help="solved exemplars per Symbol-evol prompt (default 0)")
-    two.add_argument("--max-actions", type=positive_int, default=None,
-                     help="SCAN commands of at most this many actions (8)")
-    two.add_argument("--n-eval", type=positive_int, default=None, help="SCAN test commands per split")
-    two.add_argument("--natural-tasks", default=None,
-                     help="task specs of the natural-label data (builtin:numbers,builtin:strings)")
-    two.add_argument("--forget-tasks", default=None,
-                     help="task specs of the forgetting check, never tuned on (builtin:lexical)")
-    two.add_argument("--forget-n", type=positive_int, default=None, help="ICL prompts per forgetting task")
-    two.add_argument("--forget-k", type=positive_int, default=None, help="exemplars per class in those prompts (2)")
+    add_flags(two, two_stage.TwoStageConfig, COMMON + ("injection_share", "ratio", "k", "max_actions", "n_eval",
+                                                       "natural_tasks", "forget_tasks", "forget_n", "forget_k"),
+              **FLAGS)
     two.set_defaults(func=run_two_stage_command)
 
     rep = sub.add_parser("report", help="the results Markdown (with plots) from the studies' results.json files")
@@ -88,11 +70,6 @@ def add_study_parser(subparsers) -> None:
     rep.set_defaults(func=run_report_command, out_is_file=True)
 
 
-def common_flags(args) -> dict:
-    return {"model": args.model, "seeds": args.seeds, "steps": args.steps, "recipe": args.recipe,
-            "overrides": args.set, "keep_models": args.keep_models}
-
-
 def check_study_paths(args, *task_specs) -> None:
     specs = [s for spec in task_specs if spec for s in spec.split(",")]
     check_outputs({"--out": args.out}, {"model": args.model, "task": specs, "model cache": str(cache_dir())})
@@ -100,22 +77,17 @@ def check_study_paths(args, *task_specs) -> None:
 
 def run_generalization_command(args) -> None:
     check_study_paths(args)
-    augmenters = tuple(a.strip() for a in args.augmenters.split(",") if a.strip()) if args.augmenters else None
-    cfg = make_config(generalization.GeneralizationConfig, "generalization", args.quick, **common_flags(args),
-                      size=args.size, splitting=args.splitting, augmenters=augmenters, icl_tokens=args.icl_tokens,
-                      max_items=args.max_items)
+    cfg = make_config(generalization.GeneralizationConfig, "generalization", args.quick,
+                      given(args, generalization.GeneralizationConfig))
     generalization.run_generalization(cfg, args.out, command_line())
 
 
 def run_two_stage_command(args) -> None:
     check_study_paths(args, args.natural_tasks, args.forget_tasks)
-    ratio = None
-    if args.ratio is not None:
-        ratio = tuple(real(w, f"--ratio {args.ratio!r}: a weight", minimum=0.0) for w in args.ratio.split(":"))
-    cfg = make_config(two_stage.TwoStageConfig, "two_stage", args.quick, **common_flags(args),
-                      injection_share=args.injection_share, ratio=ratio, k=args.k, max_actions=args.max_actions,
-                      n_eval=args.n_eval, natural_tasks=args.natural_tasks, forget_tasks=args.forget_tasks,
-                      forget_n=args.forget_n, forget_k=args.forget_k)
+    flags = given(args, two_stage.TwoStageConfig)
+    if "ratio" in flags:
+        flags["ratio"] = tuple(real(w, f"--ratio {args.ratio!r}: a weight", minimum=0.0) for w in args.ratio.split(":"))
+    cfg = make_config(two_stage.TwoStageConfig, "two_stage", args.quick, flags)
     two_stage.run_two_stage(cfg, args.out, command_line())
 
 

@@ -17,9 +17,10 @@ import random
 import re
 import sys
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from symtune.config import knob
 from symtune.errors import SymtuneError
 from symtune.evaluate import versions
 from symtune.io import read_jsonl, write_json
@@ -265,18 +266,18 @@ def mc_predictions(model, tokenizer, contexts: list[str], items: list[MCItem], t
 
 @dataclass
 class GeneralizationConfig:
-    model: str = "smollm2-135m-instruct"
-    size: str = "tiny"  # a key of SIZES
-    seeds: int = 3
-    steps: int = 100  # tuning steps of every fine-tuning run
-    recipe: str = "cpu-small"
-    overrides: list[str] = field(default_factory=list)  # recipe "key=value"
-    splitting: str = "independent"
-    augmenters: tuple[str, ...] = AUGMENTERS
-    icl_tokens: int = 384  # documents per ICL prompt, in tokens
-    max_items: int = 24  # test items per split
-    token_budget: int = 4096  # padded tokens per scoring / generation pass
-    keep_models: bool = False
+    model: str = knob("smollm2-135m-instruct", "embedded name, model folder, .gguf or hub id")
+    size: str = knob("tiny", f"dataset size: {', '.join(SIZES)}")
+    seeds: int = knob(3, "study seeds, new data and tuning runs each", minimum=1)
+    steps: int = knob(100, "tuning steps of every fine-tuning run", minimum=1)
+    recipe: str = knob("cpu-small", "shipped recipe name or YAML file")
+    overrides: list[str] = knob([], "override a recipe key: KEY=VALUE (repeatable)")
+    splitting: str = knob("independent", f"sentence splitting: {', '.join(SPLITTINGS)}")
+    augmenters: tuple[str, ...] = knob(AUGMENTERS, f"augmenters, comma-separated: {', '.join(AUGMENTERS)}")
+    icl_tokens: int = knob(384, "document tokens per ICL prompt", minimum=1)
+    max_items: int = knob(24, "test items per split", minimum=1)
+    token_budget: int = knob(4096, "padded tokens per scoring / generation pass", minimum=1)
+    keep_models: bool = knob(False, "keep the tuned weights (deleted once scored)")
 
 
 def protocols(cfg: GeneralizationConfig) -> dict[str, str]:

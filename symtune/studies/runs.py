@@ -8,9 +8,10 @@ import time
 from pathlib import Path
 
 from symtune import mixture
+from symtune.config import parse_override
 from symtune.io import read_json, write_json
 from symtune.models import load_model, torch_dtype
-from symtune.train.recipe import load_recipe, parse_override
+from symtune.train.recipe import load_recipe
 
 
 def write_mixture(folder: Path, rows: list[dict], seed: int, options: dict) -> Path:

@@ -18,10 +18,11 @@ natural and with symbol labels.
 """
 
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from symtune.cache import RequestCache
+from symtune.config import knob
 from symtune.errors import SymtuneError
 from symtune.evaluate import versions
 from symtune.io import read_jsonl, write_json
@@ -54,22 +55,23 @@ SCAN_SPLITS = ("iid", "add_jump", "unseen_symbols")
 
 @dataclass
 class TwoStageConfig:
-    model: str = "smollm2-135m-instruct"
-    seeds: int = 3
-    steps: int = 150  # tuning steps of every schedule
-    injection_share: float = 0.5  # two_stage: the share of the steps spent on symbolic data alone
-    ratio: tuple[float, float] = (1.0, 1.0)  # symbolic : natural in the mixed stage (the paper: 1:1)
-    recipe: str = "cpu-small"
-    overrides: list[str] = field(default_factory=list)  # recipe "key=value"
-    k: int = 0  # solved exemplars in each Symbol-evol prompt
-    max_actions: int = 8  # SCAN commands of at most this many actions (output length on a CPU)
-    n_eval: int = 40  # SCAN test commands per split
-    natural_tasks: str = "builtin:numbers,builtin:strings"  # task specs of the natural-label data
-    forget_tasks: str = "builtin:lexical"  # task specs of the forgetting check, never tuned on
-    forget_n: int = 40  # ICL prompts per forgetting task
-    forget_k: int = 2  # exemplars per class in those prompts
-    keep_models: bool = False
-    token_budget: int = 4096
+    model: str = knob("smollm2-135m-instruct", "embedded name, model folder, .gguf or hub id")
+    seeds: int = knob(3, "study seeds, new data and tuning runs each", minimum=1)
+    steps: int = knob(150, "tuning steps of every schedule", minimum=1)
+    injection_share: float = knob(0.5, "share of the steps in two_stage's injection stage (symbolic data alone)",
+                                  minimum=0.0, maximum=1.0)
+    ratio: tuple[float, float] = knob((1.0, 1.0), "symbolic:natural weights in the mixed stage (the paper's)")
+    recipe: str = knob("cpu-small", "shipped recipe name or YAML file")
+    overrides: list[str] = knob([], "override a recipe key: KEY=VALUE (repeatable)")
+    k: int = knob(0, "solved exemplars in each Symbol-evol prompt", minimum=0)
+    max_actions: int = knob(8, "SCAN commands of at most this many actions (output length on a CPU)", minimum=1)
+    n_eval: int = knob(40, "SCAN test commands per split", minimum=1)
+    natural_tasks: str = knob("builtin:numbers,builtin:strings", "task specs of the natural-label data")
+    forget_tasks: str = knob("builtin:lexical", "task specs of the forgetting check, never tuned on")
+    forget_n: int = knob(40, "ICL prompts per forgetting task", minimum=1)
+    forget_k: int = knob(2, "exemplars per class in those prompts", minimum=1)
+    keep_models: bool = knob(False, "keep the tuned weights (deleted once scored)")
+    token_budget: int = knob(4096, "padded tokens per scoring / generation pass", minimum=1)
 
 
 def labelled(commands: list[str]) -> list[Example]:

@@ -1,15 +1,12 @@
 """Tuning recipes: every knob in one dataclass; YAML files (symtune/configs/*.yaml) and `--set key=value` fill it."""
 
 import dataclasses
-import difflib
-import types
 import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
-import yaml
-
+from symtune.config import checked_values, parse_override, typed
 from symtune.errors import SymtuneError
 from symtune.io import read_yaml
 from symtune.validate import integer, real
@@ -82,58 +79,24 @@ def recipe_path(name_or_path: str) -> Path:
     return path
 
 
-def check_keys(keys, where: str) -> None:
-    known = [f.name for f in dataclasses.fields(Recipe)]
-    for key in keys:
-        if key not in known:
-            close = difflib.get_close_matches(key, known, n=1)
-            hint = f" (did you mean {close[0]}?)" if close else ""
-            raise SymtuneError(f"unknown recipe key {key!r} in {where}{hint}")
-
-
-def parse_override(item: str) -> tuple[str, object]:
-    key, sep, value = item.partition("=")
-    if not sep or not key.strip():
-        raise SymtuneError(f"--set expects key=value, got {item!r}")
-    try:
-        return key.strip(), yaml.safe_load(value)
-    except yaml.YAMLError:
-        raise SymtuneError(f"--set {key}: cannot parse the value {value!r}") from None
-
-
 def load_recipe(name_or_path: str = "cpu-small", overrides: dict | list[str] = ()) -> Recipe:
     """The recipe of a shipped name or YAML file, with overrides (a dict or "key=value" strings) applied."""
     path = recipe_path(name_or_path)
     values = read_yaml(path) or {}
     if not isinstance(values, dict):
         raise SymtuneError(f"{path}: a recipe is a mapping of key: value")
-    check_keys(values, str(path))
+    values = checked_values(Recipe, values, str(path), "recipe")
     if not isinstance(overrides, dict):
         overrides = dict(map(parse_override, overrides))
-    check_keys(overrides, "the overrides")
+    overrides = checked_values(Recipe, overrides, "the overrides", "recipe")
     return checked(Recipe(**{**values, **overrides}))
 
 
-def type_names(hint) -> tuple[tuple[type, ...], str]:
-    args = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
-    kinds = tuple(typing.get_origin(a) or a for a in args)
-    return kinds, " or ".join("null" if k is type(None) else k.__name__ for k in kinds)
-
-
 def checked(recipe: Recipe) -> Recipe:
-    """The recipe with ints and numeric strings turned into floats where floats belong; bad values refused."""
+    """The recipe, its values typed (ints and numeric strings as floats where floats belong) and checked."""
     hints = typing.get_type_hints(Recipe)
     for f in dataclasses.fields(Recipe):
-        kinds, names = type_names(hints[f.name])
-        value = getattr(recipe, f.name)
-        if float in kinds and isinstance(value, (int, str)) and not isinstance(value, bool):
-            try:
-                value = float(value)
-            except ValueError:
-                pass
-        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
-            raise SymtuneError(f"recipe key {f.name} must be {names}, got {value!r}")
-        setattr(recipe, f.name, value)
+        setattr(recipe, f.name, typed(getattr(recipe, f.name), hints[f.name], f"recipe key {f.name}"))
     check_numbers(recipe)
     if recipe.optimizer not in ("adamw", "adafactor"):
         raise SymtuneError(f"recipe key optimizer must be adamw or adafactor, got {recipe.optimizer!r}")
