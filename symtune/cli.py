@@ -124,7 +124,7 @@ def run_data_show(args) -> None:
 
 
 def add_eval_parser(subparsers) -> None:
-    p = subparsers.add_parser("eval", help="in-context-learning evaluation suites (papers.md §1.7–1.10)")
+    p = subparsers.add_parser("eval", help="in-context-learning evaluation suites (docs/method.md)")
     p.add_argument("--model", action="append", default=[], help="model to evaluate (repeat for several)")
     p.add_argument("--suite", required=True, choices=SUITES)
     p.add_argument("--tasks", default=None,

@@ -1,4 +1,4 @@
-"""Tuning mixtures: prompt/completion JSONL built from classification tasks (papers.md §1.2, §1.4).
+"""Tuning mixtures: prompt/completion JSONL built from classification tasks (docs/method.md, Mixtures).
 
 Queries are pooled over tasks (each capped at `cap` train examples, the paper's 25k) and drawn
 uniformly from the pool, so tasks weigh by their capped size, as in the paper. Every row is

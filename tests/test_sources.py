@@ -253,7 +253,7 @@ def test_hf_bad_inputs(tmp_path, hf_cache):
 
 # ---- presets ----
 
-PAPER_CLASS_COUNTS = {  # papers.md 1.2 and 1.3
+PAPER_CLASS_COUNTS = {  # the paper's 22 tuning and 11 evaluation datasets (docs/method.md, Tasks)
     "tune": {"RTE": 2, "WNLI": 2, "QNLI": 2, "MNLI": 3, "SNLI": 3, "CB": 3, "SST2": 2, "RT": 2, "TES": 3, "QQP": 2,
              "MRPC": 2, "PAWS": 2, "COPA": 2, "PIQA": 2, "AGN": 4, "TREC": 6, "WSC": 2, "WINO": 2, "TEO": 2, "TEI": 2,
              "WIC": 2, "COLA": 2},

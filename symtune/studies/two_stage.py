@@ -1,4 +1,4 @@
-"""Symbol-LLM's experiment (papers.md §3a): inject symbolic knowledge, then infuse it with
+"""Symbol-LLM's experiment (docs/method.md, Two-stage tuning): inject symbolic knowledge, then infuse it with
 natural-language data, against one-stage training.
 
 Symbolic data: SCAN's add-jump training commands as Symbol-evol prompts (fresh random strings
