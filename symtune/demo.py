@@ -93,7 +93,8 @@ def add_demo_parser(subparsers) -> None:
     p.add_argument("--out", default="runs/demo", help="run folder; a re-run resumes where it stopped")
     p.add_argument("--recipe", default="cpu-small")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a recipe key")
-    # The defaults fit 20 minutes on 2 CPU cores without bf16 hardware (fp32); scale them up on a faster machine.
+    # The defaults are sized for a short run on 2 CPU cores without bf16 hardware (fp32); scale them up on
+    # a faster machine.
     p.add_argument("--steps", type=nonnegative_int, default=50,
                    help="tuning steps (overrides the recipe's; 0: the recipe's)")
     p.add_argument("--n", type=positive_int, default=10, help="evaluation prompts per task, setting and seed")
