@@ -329,10 +329,10 @@ def test_eval_hands_its_attention_implementation_to_the_model(tiny_model_dir, tm
 
     def load_model(spec, **kwargs):
         seen.update(kwargs)
-        raise Loaded
+        raise Loaded(spec)
 
     monkeypatch.setattr(symtune.models, "load_model", load_model)
-    with pytest.raises(Loaded):
+    with pytest.raises(Loaded, match=re.escape(str(tiny_model_dir))):
         main(["eval", "--model", str(tiny_model_dir), "--suite", "linear", "--n", "1", "--seeds", "1",
               "--out", str(tmp_path), "--attn-implementation", "eager"])
     assert seen["attn_implementation"] == "eager"

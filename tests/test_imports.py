@@ -113,3 +113,15 @@ def test_nothing_points_at_the_spec_outside_the_repository():
     files += [REPO / "README.md", REPO / "pyproject.toml", REPO / "Makefile"]
     assert any(p.name == "prompts.py" for p in files)  # the walk found the package
     assert [p.relative_to(REPO).as_posix() for p in files if spec in p.read_text(encoding="utf-8")] == []
+
+
+def test_every_pytest_raises_names_the_error_it_expects():
+    """A bare pytest.raises passes on any error of that type, including the wrong one."""
+    bare = []
+    for path in sorted(REPO.joinpath("tests").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "raises"
+                    and isinstance(node.func.value, ast.Name) and node.func.value.id == "pytest"
+                    and not any(k.arg == "match" for k in node.keywords)):
+                bare.append(f"{path.name}:{node.lineno}")
+    assert bare == []

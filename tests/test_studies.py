@@ -281,6 +281,7 @@ class Scored(Exception):
     """Raised by a stand-in scorer with the model it was handed."""
 
     def __init__(self, model):
+        super().__init__("the scorer was reached")
         self.model = model
 
 
@@ -306,10 +307,10 @@ def test_the_studies_score_on_the_accelerator_in_bf16(tiny_model_dir, tmp_path, 
 
     on_an_accelerator(monkeypatch)
     monkeypatch.setattr(two_stage, "scan_scores", raise_scored)
-    with pytest.raises(Scored) as two:
+    with pytest.raises(Scored, match="the scorer was reached") as two:
         two_stage.evaluate_model(str(tiny_model_dir), two_stage.TwoStageConfig(), {"iid": []}, [], 0, tmp_path)
     monkeypatch.setattr(gen, "score_protocol", raise_scored)
-    with pytest.raises(Scored) as generalization:
+    with pytest.raises(Scored, match="the scorer was reached") as generalization:
         gen.run_seed(gen.GeneralizationConfig(model=str(tiny_model_dir)), 0, tmp_path, gen.Clock())
     for scored in (two, generalization):
         assert (scored.value.model.device.type, scored.value.model.dtype) == ("meta", torch.bfloat16)
