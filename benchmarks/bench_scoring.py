@@ -9,10 +9,10 @@ the log-softmax in fp32. The prompts are dealt into chunks and the tools alterna
 chunk (symtune, lm-eval, symtune, lm-eval, ...), so a change in machine load hits both.
 
     .venv/bin/python benchmarks/bench_scoring.py            # 200 prompts per cell
-    .venv/bin/python benchmarks/bench_scoring.py --quick    # 4 prompts per cell, a few minutes
+    .venv/bin/python benchmarks/bench_scoring.py --quick    # 4 prompts per cell, a smoke run
 
 Cells: 3 and 6 labels, fp32 and bf16 (bf16 only where the CPU runs it natively, as with
-AVX512-BF16 or AMX; elsewhere it is emulated, some 100x slower, unless --dtypes asks).
+AVX512-BF16 or AMX; elsewhere it is emulated, far slower, unless --dtypes asks).
 Writes benchmarks/results/bench_scoring[-quick].json and .png. Each finished cell is kept
 in a .partial.json beside them, so an interrupted run picks up at the next cell when re-run
 with the same settings. Needs the benchmark extras: pip install -e '.[bench]'.

@@ -19,7 +19,7 @@ FLOPs count the weights and attention as PaLM's MFU does (flops_per_token). The 
 also given as a share of the rate the CPU reaches at the model's own (narrow) layer shapes.
 
     .venv/bin/python benchmarks/bench_tuning.py            # 30 steps per run
-    .venv/bin/python benchmarks/bench_tuning.py --quick    # a smoke run: 3 small steps, no compile runs, < 5 min
+    .venv/bin/python benchmarks/bench_tuning.py --quick    # a smoke run: 3 small steps, no compile runs
 
 Writes benchmarks/results/bench_tuning[-fp32][-quick].json, .md and .png (loss curves and tokens/s);
 -fp32 for a --no-bf16 run, so that the fp32 and bf16 comparisons live side by side.

@@ -1,6 +1,6 @@
 """The GPU check: symtune's GPU paths in one command, each check a row that passed or failed.
 
-    python benchmarks/gpu_check.py               # on a CUDA GPU, in bf16 (one H100: about 8 minutes)
+    python benchmarks/gpu_check.py               # on a CUDA GPU, in bf16
     python benchmarks/gpu_check.py --cpu --tiny  # the same checks on the CPU, tiny random models (tests run it)
 
 Checks:

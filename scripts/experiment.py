@@ -218,12 +218,9 @@ def verdicts(results: dict, target: float) -> str:
 def wall_times(results: dict, seconds: float) -> str:
     """This run's evaluation time, and what each row's requests cost when first scored (a re-run
     reads them from the cache)."""
-    runs = {row: model_run(results, row) for row in models(results)}
-    costs = [f"{row} {m['scoring_seconds']:.0f} s" if m.get("scoring_seconds") is not None else f"{row} not kept"
-             for row, m in runs.items()]
-    why = " (not kept: scored before the cache kept times)" if any(c.endswith("not kept") for c in costs) else ""
+    costs = [f"{row} {model_run(results, row)['scoring_seconds']:.0f} s" for row in models(results)]
     return (f"Evaluation wall time of this run: {seconds:.0f} s (cached requests are not scored again). "
-            f"Scoring time of each row's requests when first scored: {', '.join(costs)}{why}.")
+            f"Scoring time of each row's requests when first scored: {', '.join(costs)}.")
 
 
 def write_section(exp, config_path, tuning, held_out, walls, sections) -> None:

@@ -28,11 +28,10 @@ class RequestCache:
             for lineno, line in enumerate(complete.split("\n"), 1):
                 try:
                     row = json.loads(line) if line else None
-                except json.JSONDecodeError:
+                    if row:
+                        self.results[row["key"]], self.seconds[row["key"]] = row["result"], row["seconds"]
+                except (json.JSONDecodeError, TypeError, KeyError):
                     raise SymtuneError(f"{path}:{lineno}: damaged cache line; delete the file to start over") from None
-                if row:
-                    self.results[row["key"]] = row["result"]
-                    self.seconds[row["key"]] = row.get("seconds")  # None in caches written before it was kept
             if path == self.path and not text.endswith("\n"):
                 with atomic_write(path) as f:  # drop a cut-off line
                     f.write(complete + "\n" if complete else "")
@@ -47,11 +46,10 @@ class RequestCache:
                 self.seconds[key] = share
             f.flush()
 
-    def spent(self) -> float | None:
+    def spent(self) -> float:
         """Scoring seconds of every request asked for so far, cached ones at what they cost when
-        first scored; None when some come from a cache that did not keep their time."""
-        seconds = [self.seconds.get(key) for key in self.asked]
-        return None if None in seconds else round(sum(seconds), 1)
+        first scored."""
+        return round(sum(self.seconds[key] for key in self.asked), 1)
 
     def run(self, fn, requests: dict, **kwargs) -> dict:
         """{key: result} for {key: request}; only requests not in the cache reach fn. Several
@@ -76,6 +74,8 @@ class RequestCache:
 
             done = fn([requests[key] for key in todo], on_batch=on_batch, **kwargs)
             self.results.update(zip(todo, map(to_json, done)))
+            if process_state().num_processes > 1:  # each process timed only its own batches
+                self.seconds.update(gather_object([(key, self.seconds[key]) for key in todo if key in self.seconds]))
         return {key: self.results[key] for key in requests}
 
 

@@ -127,7 +127,7 @@ EVAL_FLAGS = {
     "dtype": {"choices": ("auto", "float32", "bfloat16")},
 }
 def add_eval_parser(subparsers) -> None:
-    p = subparsers.add_parser("eval", help="in-context-learning evaluation suites (papers.md §1.7–1.10)")
+    p = subparsers.add_parser("eval", help="in-context-learning evaluation suites (docs/method.md)")
     p.add_argument("--model", action="append", default=[], help="model to evaluate (repeat for several)")
     p.add_argument("--tasks", default=None,
                    help="task specs, comma-separated (the linear suite defaults to builtin:linear)")

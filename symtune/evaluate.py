@@ -1,4 +1,4 @@
-"""Running an evaluation suite on models (papers.md §1.7–1.10, §2.2, §6.1): the orchestration.
+"""Running an evaluation suite on models (docs/method.md, Evaluation settings): the orchestration.
 
 The suite's items come from symtune.suites (built before any model loads, so every model sees the
 same prompts), are scored and judged by symtune.judge through a symtune.cache request cache, and

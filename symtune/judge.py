@@ -1,4 +1,4 @@
-"""Scoring items through the request cache, and judging each one (papers.md §1.7–1.10).
+"""Scoring items through the request cache, and judging each one (docs/method.md, Scoring).
 
 Each item is scored by rank classification over its presented labels: `acc` (summed
 log-probability), `acc_norm` (per token) and `acc_calibrated` (minus the score after a

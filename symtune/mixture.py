@@ -1,4 +1,4 @@
-"""Tuning mixtures: prompt/completion JSONL built from classification tasks (papers.md §1.2, §1.4).
+"""Tuning mixtures: prompt/completion JSONL built from classification tasks (docs/method.md, Mixtures).
 
 This module owns the mixture folder's format: ROWS (train.jsonl, one row per prompt: at least
 prompt and completion, as build_rows writes them) and MANIFEST (manifest.json, make_manifest's

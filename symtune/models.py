@@ -97,7 +97,7 @@ def convert_gguf(gguf: Path, out: Path, tokenizer_only: bool = False) -> None:
         raise SymtuneError(f"cannot load the GGUF file {gguf}: {e}") from None
     tokenizer.save_pretrained(out)
     if not tokenizer_only:
-        # gguf_file= marks the model as quantized, which blocks save_pretrained, though its weights are plain floats now
+        # gguf_file= marks the model as quantized, which blocks save_pretrained, though its weights are dequantized
         model.hf_quantizer, model.is_quantized = None, False
         del model.config.quantization_config
         model.save_pretrained(out)

@@ -1,6 +1,6 @@
 """Few-shot prompts: formats, exemplar sampling, label presentation (natural, symbols, flips).
 
-One place decides what a prompt looks like (papers.md §1.4, §2.2, §6.4 decisions):
+One place decides what a prompt looks like (docs/method.md, Prompts and Label settings):
 - a format is an input/label template; the label always follows the template's prefix after
   one space, so the completion to score or train on is " " + label;
 - exemplars are separated by a blank line and shuffled, so classes interleave;
@@ -17,7 +17,7 @@ from symtune.errors import SymtuneError
 from symtune.symbols import SymbolPool, eval_pool
 from symtune.tasks.task import Example, Task
 
-# The ten input/label templates of the public reproduction (papers.md §1.4).
+# The ten input/label templates of the public reproduction (docs/method.md, Prompts).
 FORMATS = {
     "input_output": "Input: {x}\nOutput: {y}",
     "input_target": "Input: {x}\nTarget: {y}",

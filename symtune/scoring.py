@@ -1,6 +1,6 @@
 """Scoring a causal LM on prompts: rank classification with a shared prefix.
 
-Rank classification (papers.md §6.1.7): the summed log-probability of every token of each
+Rank classification (docs/method.md, Scoring): the summed log-probability of every token of each
 candidate continuation after the prompt. A request may also carry several tails, e.g. a query
 and its content-free stand-in for calibration: every continuation is then scored after
 context + tail for each tail.

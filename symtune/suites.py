@@ -1,4 +1,4 @@
-"""Evaluation suites (papers.md §1.7–1.10, §2.2, §6.1) and the prompts they score. Torch-free.
+"""Evaluation suites (docs/method.md, Evaluation settings) and the prompts they score. Torch-free.
 
 A suite is a list of conditions (a prompt Setting and k). Every (condition, task, seed) gives
 n items (typed prompts), all built before any model loads, so every model sees the same prompts.
@@ -29,7 +29,7 @@ from symtune.prompts import (
 )
 from symtune.tasks.task import Task, family
 
-FLIP_PERCENTS = (0, 25, 50, 75, 100)  # paper 2's sweep (exact grid UNVERIFIED, papers.md §2.2)
+FLIP_PERCENTS = (0, 25, 50, 75, 100)  # paper 2 gives its grid only in figures (docs/method.md, Label settings)
 K_CURVE = (1, 2, 4, 8)
 CONTENT_FREE = "N/A"
 SELF_CONTAINED = ("simp_turing_concept",)  # BIG-bench families whose inputs already hold their shots
@@ -42,7 +42,7 @@ class Condition:
     setting: Setting = Setting()
     k: int = 4
     x: float | None = None  # position on a curve (percent flipped, k); None: a bar
-    binary_only: bool = False  # flips need two classes; other tasks are left out (papers.md §1.10)
+    binary_only: bool = False  # flips need two classes; other tasks are left out
     generation: bool = False  # BIG-bench prompts: input -> target by generation
 
 

@@ -1,4 +1,4 @@
-"""The paper's symbol pools (papers.md §1.5): ~30k tuning symbols, ~270k disjoint eval symbols.
+"""The paper's symbol pools (docs/method.md, Symbol pools): ~30k tuning symbols, ~270k disjoint eval symbols.
 
 Each pool has three categories, picked uniformly per label, as in the authors'
 `generate_symbols.py`: integers, bijective base-26 letter codes, and English words. The MIT

@@ -317,7 +317,7 @@ def test_the_pair_is_replaced_under_a_lock(tmp_path, monkeypatch):
     def write_manifest(path, obj):
         assert (out / "train.jsonl").is_file()
         fd = os.open(out, os.O_RDONLY)
-        with pytest.raises(BlockingIOError):  # a concurrent build would wait here
+        with pytest.raises(BlockingIOError, match=r"\[Errno \d+\]"):  # a concurrent build would wait here
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         os.close(fd)
         checked.append(path.name)

@@ -1,5 +1,6 @@
 """Task sources: shared-data folders, tables, `datasets` files, BIG-bench, presets, and specs."""
 
+import re
 import statistics
 import sys
 import types
@@ -29,9 +30,10 @@ SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason="../shared/data is not present")
 
 
-def error_of(load, *args, **kwargs) -> str:
-    """The SymtuneError message of a failing call; it must be one line."""
-    with pytest.raises(SymtuneError) as info:
+def error_of(says: str, load, *args, **kwargs) -> str:
+    """The SymtuneError message of a failing call, which must contain `says` (plain text, not a
+    pattern) and be one line."""
+    with pytest.raises(SymtuneError, match=re.escape(says)) as info:
         load(*args, **kwargs)
     message = str(info.value)
     assert "\n" not in message
@@ -134,27 +136,27 @@ def test_task_dir_uses_the_preset_instruction_of_its_name(tmp_path):
 
 
 def test_task_dir_bad_inputs(tmp_path):
-    assert "task folder not found" in error_of(load_task_dir, tmp_path / "missing")
+    error_of("task folder not found", load_task_dir, tmp_path / "missing")
     (tmp_path / "empty").mkdir()
-    assert "needs a train.jsonl" in error_of(load_task_dir, tmp_path / "empty")
+    error_of("needs a train.jsonl", load_task_dir, tmp_path / "empty")
 
     bad_json = tmp_path / "bad_json"
     bad_json.mkdir()
     (bad_json / "train.jsonl").write_text('{"text": "a", "label": "x"}\n{"text": "b", "label"\n')
-    assert "train.jsonl:2" in error_of(load_task_dir, bad_json)
+    error_of("train.jsonl:2", load_task_dir, bad_json)
 
     meta = {"name": "t", "labels": ["negative", "positive"]}
     unknown_label = task_dir(tmp_path / "unknown_label", ROWS + [{"text": "meh", "label": "neutral"}], meta=meta)
-    assert "'neutral' is not one of" in error_of(load_task_dir, unknown_label)
+    error_of("'neutral' is not one of", load_task_dir, unknown_label)
 
     one_class = task_dir(tmp_path / "one_class", [ROWS[0], ROWS[0]], meta=meta)
-    assert "only one class" in error_of(load_task_dir, one_class)
+    error_of("only one class", load_task_dir, one_class)
 
     empty_text = task_dir(tmp_path / "empty_text", ROWS + [{"text": " ", "label": "positive"}])
-    assert "empty text" in error_of(load_task_dir, empty_text)
+    error_of("empty text", load_task_dir, empty_text)
 
     no_text = task_dir(tmp_path / "no_text", [{"sentence": "a", "label": "positive"}])
-    assert "no column 'text'; available: sentence, label" in error_of(load_task_dir, no_text)
+    error_of("no column 'text'; available: sentence, label", load_task_dir, no_text)
 
 
 # ---- tables ----
@@ -188,15 +190,16 @@ def test_jsonl_with_pair_and_several_text_columns(tmp_path):
 
 
 def test_table_bad_inputs(tmp_path):
-    assert "file not found" in error_of(load_table, tmp_path / "missing.csv")
+    error_of("file not found", load_table, tmp_path / "missing.csv")
     (tmp_path / "data.csv").write_text("text,label\na,x\nb,y\n")
-    message = error_of(load_table, tmp_path / "data.csv", text="sentence")
-    assert "no column 'sentence'; available: text, label" in message and "data.csv, row 1" in message
-    assert "not one of ['x', 'z']" in error_of(load_table, tmp_path / "data.csv", labels=["x", "z"])
+    message = error_of("no column 'sentence'; available: text, label", load_table, tmp_path / "data.csv",
+                       text="sentence")
+    assert "data.csv, row 1" in message
+    error_of("not one of ['x', 'z']", load_table, tmp_path / "data.csv", labels=["x", "z"])
     (tmp_path / "latin1.csv").write_bytes(b"text,label\ncaf\xe9,x\n")
-    assert "cannot read" in error_of(load_table, tmp_path / "latin1.csv")
+    error_of("cannot read", load_table, tmp_path / "latin1.csv")
     (tmp_path / "data.xlsx").write_text("")
-    assert "unsupported table type" in error_of(load_table, tmp_path / "data.xlsx")
+    error_of("unsupported table type", load_table, tmp_path / "data.xlsx")
 
 
 # ---- `datasets` files ----
@@ -243,17 +246,17 @@ def test_hf_json_with_a_seeded_cap(tmp_path, hf_cache):
 
 def test_hf_bad_inputs(tmp_path, hf_cache):
     files = nli_parquet(tmp_path / "train.parquet")
-    message = error_of(load_hf, "parquet", data_files=files, text="sentence")
-    assert "no column 'sentence'; available: premise, hypothesis, label" in message
-    assert "2 label names" in error_of(load_hf, "parquet", data_files=files, text="premise", labels=["a", "b"])
-    assert "cannot load split 'validation'" in error_of(load_hf, "parquet", data_files=files, text="premise",
-                                                         test_split="validation")
-    assert "cannot load split 'train'" in error_of(load_hf, "json", data_files=str(tmp_path / "missing.json"))
+    error_of("no column 'sentence'; available: premise, hypothesis, label", load_hf, "parquet", data_files=files,
+             text="sentence")
+    error_of("2 label names", load_hf, "parquet", data_files=files, text="premise", labels=["a", "b"])
+    error_of("cannot load split 'validation'", load_hf, "parquet", data_files=files, text="premise",
+             test_split="validation")
+    error_of("cannot load split 'train'", load_hf, "json", data_files=str(tmp_path / "missing.json"))
 
 
 # ---- presets ----
 
-PAPER_CLASS_COUNTS = {  # papers.md 1.2 and 1.3
+PAPER_CLASS_COUNTS = {  # the paper's 22 tuning and 11 evaluation datasets (docs/method.md, Tasks)
     "tune": {"RTE": 2, "WNLI": 2, "QNLI": 2, "MNLI": 3, "SNLI": 3, "CB": 3, "SST2": 2, "RT": 2, "TES": 3, "QQP": 2,
              "MRPC": 2, "PAWS": 2, "COPA": 2, "PIQA": 2, "AGN": 4, "TREC": 6, "WSC": 2, "WINO": 2, "TEO": 2, "TEI": 2,
              "WIC": 2, "COLA": 2},
@@ -333,7 +336,7 @@ def test_preset_winogrande_maps_string_answers(monkeypatch):
 
 
 def test_unknown_preset_suggests_close_names():
-    assert "did you mean mnli" in error_of(load_preset, "mlni")
+    error_of("did you mean mnli", load_preset, "mlni")
 
 
 # ---- BIG-bench in its original layout ----
@@ -356,13 +359,13 @@ def test_bigbench_task_json_with_and_without_subtasks(tmp_path):
     assert [t.name for t in tasks] == ["family/a_part", "family/b_part"]
     assert tasks[0].meta["description"] == "a_part desc"
     assert [t.name for t in load_bigbench(family, subtasks=["b_part"])] == ["family/b_part"]
-    assert "no subtask 'c_part'; available: a_part, b_part" in error_of(load_bigbench, family, subtasks=["c_part"])
+    error_of("no subtask 'c_part'; available: a_part, b_part", load_bigbench, family, subtasks=["c_part"])
 
 
 def test_bigbench_bad_inputs(tmp_path):
-    assert "not a BIG-bench task folder" in error_of(load_bigbench, tmp_path)
+    error_of("not a BIG-bench task folder", load_bigbench, tmp_path)
     write_json(tmp_path / "mc" / "task.json", {"examples": [{"input": "q", "target_scores": {"a": 1}}]})
-    assert "example 1: needs 'input' and 'target'" in error_of(load_bigbench, tmp_path / "mc")
+    error_of("example 1: needs 'input' and 'target'", load_bigbench, tmp_path / "mc")
 
 
 # ---- spec resolution ----
@@ -423,14 +426,14 @@ def test_spec_for_builtin_tasks(monkeypatch):
 def test_task_lists_and_bad_specs(tmp_path):
     one, two = task_dir(tmp_path / "one", ROWS), task_dir(tmp_path / "two", ROWS)
     assert [t.name for t in load_task_list(f"{two}, {one}")] == ["two", "one"]
-    assert "'one' is given twice" in error_of(load_task_list, [str(one), str(one)])
-    assert "no tasks" in error_of(load_task_list, " , ")
-    message = error_of(load_tasks, "mnlli")
-    assert "cannot resolve task spec 'mnlli'" in message and "mnli" in message and "hf:ID" in message
-    assert "no such folder or file" in error_of(load_tasks, str(tmp_path / "nope"))
+    error_of("'one' is given twice", load_task_list, [str(one), str(one)])
+    error_of("no tasks", load_task_list, " , ")
+    message = error_of("cannot resolve task spec 'mnlli'", load_tasks, "mnlli")
+    assert "mnli" in message and "hf:ID" in message  # the suggestion, and the spec forms
+    error_of("no such folder or file", load_tasks, str(tmp_path / "nope"))
     (tmp_path / "notes.md").write_text("hi")
-    assert "not a task folder or a .csv/.tsv/.jsonl file" in error_of(load_tasks, str(tmp_path / "notes.md"))
-    assert "unknown key 'txt'" in error_of(load_tasks, f"{tmp_path / 'x.csv'}?txt=a")
-    assert "whole number" in error_of(load_tasks, "hf:imdb?max_examples=many")
+    error_of("not a task folder or a .csv/.tsv/.jsonl file", load_tasks, str(tmp_path / "notes.md"))
+    error_of("unknown key 'txt'", load_tasks, f"{tmp_path / 'x.csv'}?txt=a")
+    error_of("whole number", load_tasks, "hf:imdb?max_examples=many")
     (tmp_path / "empty").mkdir()
-    assert "not a task folder" in error_of(load_tasks, str(tmp_path / "empty"))
+    error_of("not a task folder", load_tasks, str(tmp_path / "empty"))

@@ -240,16 +240,11 @@ def test_both_studies_run_end_to_end_resume_and_report(tmp_path, tiny_model_dir)
     assert "symbol accuracy of the greedy output" in text
     with pytest.raises(SymtuneError, match="not a results file of `symtune study`"):
         write_report([str(tmp_path / "gen/seed0/pretrained.json")], tmp_path / "bad.md")
-    stale = json.loads((tmp_path / "two/results.json").read_text())
-    stale["scan"] = stale["scan"]["exact"]  # results files before symbol accuracy
-    (tmp_path / "stale.json").write_text(json.dumps(stale))
-    with pytest.raises(SymtuneError, match="older symtune"):
-        write_report([str(tmp_path / "stale.json")], tmp_path / "stale.md")
-    old = json.loads((tmp_path / "two/seed0/injection/scores.json").read_text())
-    old["scan"] = {split: scores["exact"] for split, scores in old["scan"].items()}  # before symbol accuracy
-    (tmp_path / "two/seed0/injection/scores.json").write_text(json.dumps(old))
-    with pytest.raises(SymtuneError, match="written by an older symtune"):
-        two_stage.run_two_stage(tcfg, tmp_path / "two", "again")
+    damaged = json.loads((tmp_path / "two/results.json").read_text())
+    damaged["scan"] = damaged["scan"]["exact"]  # one level short
+    (tmp_path / "damaged.json").write_text(json.dumps(damaged))
+    with pytest.raises(SymtuneError, match=r"damaged\.json: scan\.\S+ must be a mapping"):
+        write_report([str(tmp_path / "damaged.json")], tmp_path / "damaged.md")
 
 
 def test_cli_builds_configs_from_flags_then_quick_then_defaults(monkeypatch):
@@ -286,6 +281,7 @@ class Scored(Exception):
     """Raised by a stand-in scorer with the model it was handed."""
 
     def __init__(self, model):
+        super().__init__("the scorer was reached")
         self.model = model
 
 
@@ -311,10 +307,10 @@ def test_the_studies_score_on_the_accelerator_in_bf16(tiny_model_dir, tmp_path, 
 
     on_an_accelerator(monkeypatch)
     monkeypatch.setattr(two_stage, "scan_scores", raise_scored)
-    with pytest.raises(Scored) as two:
+    with pytest.raises(Scored, match="the scorer was reached") as two:
         two_stage.evaluate_model(str(tiny_model_dir), two_stage.TwoStageConfig(), {"iid": []}, [], 0, tmp_path)
     monkeypatch.setattr(gen, "score_protocol", raise_scored)
-    with pytest.raises(Scored) as generalization:
+    with pytest.raises(Scored, match="the scorer was reached") as generalization:
         gen.run_seed(gen.GeneralizationConfig(model=str(tiny_model_dir)), 0, tmp_path, gen.Clock())
     for scored in (two, generalization):
         assert (scored.value.model.device.type, scored.value.model.dtype) == ("meta", torch.bfloat16)

@@ -395,12 +395,12 @@ def test_resume_continues_with_the_losses_of_an_uninterrupted_run(tiny_model_dir
 
     def killed_after_step_2(*args, **kwargs):
         if len(calls) == 3:
-            raise KeyboardInterrupt
+            raise KeyboardInterrupt("killed in step 3")
         calls.append(1)
         return real_step(*args, **kwargs)
 
     monkeypatch.setattr(loop, "train_step", killed_after_step_2)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(KeyboardInterrupt, match="killed in step 3"):
         tune(str(tiny_model_dir), mixture, tmp_path / "cut", recipe, progress=False)
     assert len(losses(tmp_path / "cut")) == 3  # step 3 ran after the checkpoint at step 2; resume redoes it
     monkeypatch.setattr(loop, "train_step", real_step)

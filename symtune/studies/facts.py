@@ -1,5 +1,6 @@
 """Facts of the generalization study: how they are worded, what follows from them, and the
-oracle augmenters that spend "train-time inference" on them (Lampinen et al. 2025, §4.2).
+oracle augmenters that spend "train-time inference" on them (Lampinen et al. 2025; docs/method.md,
+Generalization study protocols).
 
 A fact is a (subject, relation, object) triple. Relations:
   isa          "grud are a type of abme"          has        "grud are zept"

@@ -1,4 +1,4 @@
-"""The protocols of Lampinen et al. 2025 (papers.md §4.2) on the study data, and the study itself.
+"""The protocols of Lampinen et al. 2025 on the study data, and the study itself.
 
 Protocols: the pretrained model, ICL (training documents in the prompt), plain fine-tuning on
 the documents, and fine-tuning on the documents plus augmentations, local (rephrasings and

@@ -1,5 +1,5 @@
-"""The four datasets of Lampinen et al. 2025 (papers.md §4.1), built from nonsense words so that
-a pretrained model can only score at chance.
+"""The four datasets of Lampinen et al. 2025, built from nonsense words so that a pretrained model
+can only score at chance (docs/method.md, Generalization study data).
 
 Each generator returns a StudyData: the training documents with the facts each one states, test
 splits of multiple-choice items, and what follows from the training facts (for the oracle
@@ -189,38 +189,13 @@ def _faq(topic: str, sentences: list[str]) -> str:
 STYLES = (_wiki, _notes, _faq)
 
 
-def semantic_structure(
-    seed: int = 0, n_categories: int = 100, n_holdout: int = 10, docs_per_category: int = 3,
-    n_options: int = 4, max_items: int = 200,
-) -> StudyData:
-    """A hierarchy of nonsense categories, each with 1–3 own properties ("grud are zept") and
-    0–2 relations ("grud vorp telk"), all inherited by its subcategories.
-
-    Each category gets `docs_per_category` documents in rotating styles, stating its own facts
-    (forward only) and its children's isa links. Holdout categories are leaves whose only
-    trained fact is their parent. Test splits (up to `max_items` each, `n_options`-way):
-    rephrasing (trained facts in a wording never trained), reversal (trained facts object
-    first), syllogism (inherited facts and multi-hop isa), holdout (what holdout categories
-    inherit)."""
-    if n_categories <= N_ROOTS or docs_per_category < 1 or n_options < 2:
-        raise SymtuneError("semantic_structure needs n_categories > 2, docs_per_category >= 1 "
-                           "and n_options >= 2")
-    rng = random.Random(seed)
-    words = nonsense_words(n_categories + N_VERBS + n_categories * PROPERTIES_PER_CATEGORY[1], seed)
-    categories, verbs = words[:n_categories], words[n_categories: n_categories + N_VERBS]
-    properties = iter(words[n_categories + N_VERBS:])
-    parent = _tree(categories, rng)
-    children = defaultdict(list)
-    for child, node in parent.items():
-        children[node].append(child)
-    leaves = [c for c in categories if c not in children]
-    if not 0 <= n_holdout <= len(leaves):
-        raise SymtuneError(f"n_holdout must be 0..{len(leaves)} (the leaf categories), got {n_holdout}")
-    holdout = set(rng.sample(leaves, n_holdout))
+def _own_facts(categories: list[str], parent: dict[str, str], holdout: set[str], verbs: list[str],
+               properties, rng) -> dict[str, list[Fact]]:
+    """Each category's own facts: its isa link first (if it has a parent), then, unless it is held
+    out, 1–3 properties and 0–2 relations to categories outside its own line of descent."""
     ancestors = {}
     for c in categories:
         ancestors[c] = [parent[c], *ancestors[parent[c]]] if c in parent else []  # parents come first
-
     own = {c: [Fact(c, "isa", parent[c])] if c in parent else [] for c in categories}
     for c in categories:
         if c in holdout:
@@ -230,7 +205,14 @@ def semantic_structure(
                      if o != c and o not in holdout and o not in ancestors[c] and c not in ancestors[o]]
         n_relations = rng.randint(*RELATIONS_PER_CATEGORY)
         own[c] += [Fact(c, "do:" + rng.choice(verbs), o) for o in rng.sample(unrelated, n_relations)]
+    return own
 
+
+def _category_documents(categories: list[str], parent: dict[str, str], children: dict[str, list[str]],
+                        holdout: set[str], own: dict[str, list[Fact]], docs_per_category: int,
+                        rng) -> tuple[list[str], list[list[Fact]]]:
+    """`docs_per_category` documents per category that is not held out, in rotating styles: its own
+    facts (its isa link first) and its children's isa links, forward only, in a random order."""
     documents, document_facts = [], []
     for c in categories:
         if c in holdout:
@@ -244,9 +226,14 @@ def semantic_structure(
             sentences = [sentence(render(f, rng.choice(TEMPLATES[f.kind][0]))) for f in facts]
             documents.append(STYLES[(first + i) % len(STYLES)](c, sentences))
             document_facts.append(facts)
-    data = _study("semantic", documents, document_facts, {}, rng)
+    return documents, document_facts
 
-    stated = sorted({f for fs in document_facts for f in fs})
+
+def _semantic_tests(data: StudyData, holdout: set[str], n_options: int, max_items: int,
+                    rng) -> dict[str, list[MCItem]]:
+    """The four test splits over the trained facts and what follows from them. Distractors are
+    the same relation with a subject or object that holds it for some other entity, never true."""
+    stated = sorted({f for fs in data.document_facts for f in fs})
     true = set(stated) | set(data.derived)
     subjects, objects = defaultdict(set), defaultdict(set)
     for f in true:
@@ -275,12 +262,47 @@ def semantic_structure(
     def trained_wording(fact: Fact) -> str:
         return rng.choice(TEMPLATES[fact.kind][0])
 
-    data.tests.update({
+    return {
         "rephrasing": sample(stated, lambda f: REPHRASINGS[f.kind]),
         "reversal": sample(stated, lambda f: rng.choice(TEMPLATES[f.kind][1]), reverse=True),
         "syllogism": sample([f for f in data.derived if f.subject not in holdout], trained_wording),
         "holdout": sample([f for f in data.derived if f.subject in holdout], trained_wording),
-    })
+    }
+
+
+def semantic_structure(
+    seed: int = 0, n_categories: int = 100, n_holdout: int = 10, docs_per_category: int = 3,
+    n_options: int = 4, max_items: int = 200,
+) -> StudyData:
+    """A hierarchy of nonsense categories, each with 1–3 own properties ("grud are zept") and
+    0–2 relations ("grud vorp telk"), all inherited by its subcategories.
+
+    Each category gets `docs_per_category` documents in rotating styles, stating its own facts
+    (forward only) and its children's isa links. Holdout categories are leaves whose only
+    trained fact is their parent. Test splits (up to `max_items` each, `n_options`-way):
+    rephrasing (trained facts in a wording never trained), reversal (trained facts object
+    first), syllogism (inherited facts and multi-hop isa), holdout (what holdout categories
+    inherit)."""
+    if n_categories <= N_ROOTS or docs_per_category < 1 or n_options < 2:
+        raise SymtuneError("semantic_structure needs n_categories > 2, docs_per_category >= 1 "
+                           "and n_options >= 2")
+    rng = random.Random(seed)
+    words = nonsense_words(n_categories + N_VERBS + n_categories * PROPERTIES_PER_CATEGORY[1], seed)
+    categories, verbs = words[:n_categories], words[n_categories: n_categories + N_VERBS]
+    properties = iter(words[n_categories + N_VERBS:])
+    parent = _tree(categories, rng)
+    children = defaultdict(list)
+    for child, node in parent.items():
+        children[node].append(child)
+    leaves = [c for c in categories if c not in children]
+    if not 0 <= n_holdout <= len(leaves):
+        raise SymtuneError(f"n_holdout must be 0..{len(leaves)} (the leaf categories), got {n_holdout}")
+    holdout = set(rng.sample(leaves, n_holdout))
+    own = _own_facts(categories, parent, holdout, verbs, properties, rng)
+    documents, document_facts = _category_documents(categories, parent, children, holdout, own,
+                                                    docs_per_category, rng)
+    data = _study("semantic", documents, document_facts, {}, rng)
+    data.tests.update(_semantic_tests(data, holdout, n_options, max_items, rng))
     return data
 
 

@@ -1,4 +1,4 @@
-"""Pronounceable nonsense words that no pretrained model can know (Lampinen et al. 2025, §4.1).
+"""Pronounceable nonsense words that no pretrained model can know (Lampinen et al. 2025).
 
 Words are built from English-like syllables (a legal onset, a vowel, a legal coda), one or two
 syllables, 4–5 letters. Any string that wordfreq knows as English is rejected, so the words

@@ -172,10 +172,6 @@ def read_study_results(path) -> dict:
     results = read_json(path)
     if not isinstance(results, dict) or results.get("study") not in SECTIONS:
         raise SymtuneError(f"{path}: not a results file of `symtune study`")
-    if (results["study"] == "two_stage" and isinstance(results.get("scan"), dict)
-            and set(results["scan"]) != set(SCAN_METRICS)):
-        raise SymtuneError(f"{path}: this two-stage results file was written by an older symtune (SCAN exact match "
-                           "only); re-run `symtune study two-stage` into a fresh --out")
     check_schema(results, SCHEMAS[results["study"]], str(path))
     return results
 

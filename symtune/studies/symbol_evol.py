@@ -1,4 +1,4 @@
-"""Symbol-evol (Symbol-LLM, papers.md §3a): every prompt renames the output symbols.
+"""Symbol-evol (Symbol-LLM; docs/method.md, SCAN and Symbol-evol): every prompt renames the output symbols.
 
 For a text-to-symbol task with a declared output vocabulary (symbol -> meaning), each prompt
 draws a fresh random string for every symbol, states the definitions, and writes the target

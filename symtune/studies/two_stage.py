@@ -1,4 +1,4 @@
-"""Symbol-LLM's experiment (papers.md §3a): inject symbolic knowledge, then infuse it with
+"""Symbol-LLM's experiment (docs/method.md, Two-stage tuning): inject symbolic knowledge, then infuse it with
 natural-language data, against one-stage training.
 
 Symbolic data: SCAN's add-jump training commands as Symbol-evol prompts (fresh random strings
@@ -155,14 +155,6 @@ def stage_losses(log: list[dict]) -> list[float]:
     return [sum(tail) / len(tail) for tail in ([r["loss"] for r in log if r["stage"] == s][-10:] for s in stages)]
 
 
-def current(path: Path, scores: dict) -> dict:
-    """`scores` read from `path`, refused if an older symtune wrote them (exact match only)."""
-    if isinstance(scores["scan"]["iid"], list):
-        raise SymtuneError(f"{path} was written by an older symtune (SCAN exact match only): remove the study's "
-                           "seed folders or choose another --out")
-    return scores
-
-
 def run_seed(cfg: TwoStageConfig, seed: int, out: Path, clock: Clock) -> dict:
     training, tests = scan_data(cfg, seed)
     prompts = scan_prompts(cfg, seed, training, tests)
@@ -178,8 +170,8 @@ def run_seed(cfg: TwoStageConfig, seed: int, out: Path, clock: Clock) -> dict:
                       eval_tasks=[t.name for t in forget_tasks], tokenizer=load_tokenizer(cfg.model))
 
     pretrained = out / "pretrained.json"
-    results = {"pretrained": current(pretrained, cached(pretrained, lambda: evaluate_model(
-        cfg.model, cfg, prompts, forget_tasks, seed, out / "cache")))}
+    results = {"pretrained": cached(pretrained, lambda: evaluate_model(
+        cfg.model, cfg, prompts, forget_tasks, seed, out / "cache"))}
     clock.say(f"seed {seed}: pretrained evaluated")
     losses = {}
     for schedule in SCHEDULES:
@@ -194,7 +186,7 @@ def run_seed(cfg: TwoStageConfig, seed: int, out: Path, clock: Clock) -> dict:
                 drop_weights(folder / "model")
             return result
 
-        results[schedule] = current(folder / "scores.json", cached(folder / "scores.json", tune_and_evaluate))
+        results[schedule] = cached(folder / "scores.json", tune_and_evaluate)
         losses[schedule] = stage_losses(read_jsonl(folder / "model" / "train_log.jsonl"))
         clock.say(f"seed {seed}: {schedule} tuned and evaluated")
     return {"results": results, "losses": losses}

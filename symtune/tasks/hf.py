@@ -96,7 +96,7 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 @contextlib.contextmanager
 def quiet_hub():
     """No retry warnings from the hub client, and offline mode (the local cache only) when the hub
-    cannot be reached: otherwise the client retries for about 25 s, logging each try, before failing."""
+    cannot be reached: otherwise the client retries with back-off, logging each try, before failing."""
     import datasets
     from huggingface_hub import constants
 

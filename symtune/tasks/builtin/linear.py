@@ -1,4 +1,4 @@
-"""N-dimensional linear classification: Algorithm 1 of Wei et al. 2023b (papers.md §2.2).
+"""N-dimensional linear classification: Algorithm 1 of Wei et al. 2023b (docs/method.md, Linear classification).
 
 Each task draws a coefficient vector `a` and a pivot `p` with integer coordinates in 1..1000
 and sets the threshold t = <a, p>. A point x is "above" when <x, a> > t and "below" otherwise
