@@ -238,6 +238,7 @@ def test_both_studies_run_end_to_end_resume_and_report(tmp_path, tiny_model_dir)
     assert "`symtune study generalization`" in text and "`symtune study two-stage`" in text
     assert (tmp_path / "docs/results/generalization.png").stat().st_size > 0 and "](results/two_stage.png)" in text
     assert "symbol accuracy of the greedy output" in text
+    assert re.search(r"\| \*{0,2}[-+]\d+\.\d \[[-+]\d+\.\d, [-+]\d+\.\d\]\*{0,2} n=\d+ \|", text)  # intervals
     with pytest.raises(SymtuneError, match="not a results file of `symtune study`"):
         write_report([str(tmp_path / "gen/seed0/pretrained.json")], tmp_path / "bad.md")
     damaged = json.loads((tmp_path / "two/results.json").read_text())

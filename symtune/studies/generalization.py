@@ -389,6 +389,7 @@ def run_generalization(cfg: GeneralizationConfig, out, command: str = "") -> dic
         "study": "generalization", "command": command, "seconds": round(clock.seconds(), 1), "config": asdict(cfg),
         "versions": versions(), "scoring": scoring_record(), "protocols": protocols(cfg), **summarize(per_seed, cfg),
         "augmentation": [s["augmentation"] for s in per_seed], "runs": [s["runs"] for s in per_seed],
+        "correct": [s["scores"] for s in per_seed],  # per seed, the 0/1 per test item the report pairs
     }
     write_json(out / "results.json", results)
     print(f"generalization study -> {out / 'results.json'}", file=sys.stderr)

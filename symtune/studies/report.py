@@ -3,11 +3,13 @@ plots, each table beside the command that produced it and its wall time. Every n
 from a results file."""
 
 import textwrap
+from collections import defaultdict
 from pathlib import Path
 
 from symtune.errors import SymtuneError
 from symtune.io import atomic_write, pyplot, read_json, save_figure
-from symtune.report import pct, table
+from symtune.report import pct, points, table
+from symtune.stats import excludes_zero, paired_interval
 from symtune.studies.two_stage import SCAN_METRICS
 from symtune.validate import Each, check_schema
 
@@ -54,11 +56,51 @@ def plot(path: Path, panels: list[tuple[str, list[str], dict[str, list], list[fl
     save_figure(fig, path, dpi=110)
 
 
-def contrast(accuracy: dict, protocol: str, base: str, splits: tuple[str, ...]) -> str:
-    """`protocol`'s mean accuracy minus `base`'s over every (dataset, split) in `splits`, in points."""
-    diffs = [by_split[s][protocol]["mean"] - by_split[s][base]["mean"]
-             for by_split in accuracy.values() for s in by_split if s in splits]
-    return f"{100 * sum(diffs) / len(diffs):+.1f}" if diffs else "–"
+CONTRASTS = (("trained / rephrasing", ("trained", "rephrasing")),
+             ("reversal, syllogism, holdout", ("reversal", "syllogism", "holdout")))
+CONTRAST_METHOD = (
+    "Each cell: a protocol minus plain FT in percentage points, paired on the same test items of the same seed: "
+    "the mean over those splits of all datasets, its 95% interval from a bootstrap over the datasets, their splits "
+    "and each seed's items (docs/method.md, \"Paired differences and their intervals\"), and n, the paired items. "
+    "**Bold**: the interval excludes 0.")
+NO_INTERVAL = "no interval: re-run the study"  # a results file without per-item correctness
+
+
+def paired_items(correct: list[dict], protocol: str, base: str, splits: tuple[str, ...]) -> dict[str, dict]:
+    """{dataset/split: {seed: [per-item difference]}} for every (dataset, split) in `splits`:
+    `protocol`'s correctness (0/1) minus `base`'s on the same test item of the same seed."""
+    cells = defaultdict(dict)
+    for seed, scores in enumerate(correct):
+        for dataset, by_split in scores[protocol].items():
+            for split in (s for s in by_split if s in splits):
+                ours, theirs = by_split[split], scores[base][dataset][split]
+                if len(ours) != len(theirs):
+                    raise ValueError(f"seed {seed}, {dataset}/{split}: {protocol} scored {len(ours)} items, "
+                                     f"{base} {len(theirs)}")
+                cells[f"{dataset}/{split}"][seed] = [a - b for a, b in zip(ours, theirs)]
+    return dict(cells)
+
+
+def contrast(results: dict, protocol: str, base: str, splits: tuple[str, ...]) -> str:
+    """`protocol` minus `base` over every (dataset, split) in `splits`, paired item by item: the
+    mean difference in points, its 95% interval (bold where it excludes 0) and the paired items;
+    the NO_INTERVAL note where the results file keeps no per-item correctness."""
+    if "correct" not in results:
+        return NO_INTERVAL
+    interval = paired_interval(paired_items(results["correct"], protocol, base, splits))
+    if interval is None:
+        return "–"
+    cell = f"{points(interval['mean'])} [{points(interval['lo'])}, {points(interval['hi'])}]"
+    return (f"**{cell}**" if excludes_zero(interval) else cell) + f" n={interval['n']}"
+
+
+def contrast_table(results: dict, base: str = "ft") -> list[str]:
+    """The contrasts' heading, method sentence and table: every other protocol minus `base`."""
+    protocols = results["protocols"]
+    others = [p for p in protocols if p != base]
+    rows = [[what, *(contrast(results, p, base, splits) for p in others)] for what, splits in CONTRASTS]
+    return ["### Contrasts (computed)", CONTRAST_METHOD,
+            table(["splits", *(protocols[p] for p in others)], rows)]
 
 
 def generalization_section(results: dict, figures: Path, doc_dir: Path) -> str:
@@ -76,12 +118,7 @@ def generalization_section(results: dict, figures: Path, doc_dir: Path) -> str:
         panels.append((name, list(by_split), {protocols[p]: [(by_split[s][p]["mean"], by_split[s][p]["stderr"])
                                                             for s in by_split] for p in names},
                        [results["chance"][name][s] for s in by_split]))
-    others = [p for p in names if p != "ft"]
-    rows = [[what, *(contrast(results["accuracy"], p, "ft", splits) for p in others)]
-            for what, splits in (("trained / rephrasing", ("trained", "rephrasing")),
-                                 ("reversal, syllogism, holdout", ("reversal", "syllogism", "holdout")))]
-    parts += ["### Contrasts (computed)", "Mean accuracy over those splits of all datasets, minus plain FT "
-              "(percentage points).", table(["splits", *(protocols[p] for p in others)], rows)]
+    parts += contrast_table(results)
     parts += ["### Augmentations", "Sentences each augmenter wrote (mean over seeds), the share that words a "
               "true fact exactly, and the share that words a true fact in a wording no training document contains.",
               augmentation_table(results["augmentation"])]
@@ -157,7 +194,7 @@ SCHEMAS = {
         "chance": Each(Each(NUMBER)),
         "augmentation": [Each(Each({"sentences": NUMBER, "true": NUMBER, "true_new": NUMBER}))],
         "runs": [Each({"rows": int, "steps": int, "final_loss": NUMBER})],
-    },
+    },  # optional: "correct", checked against CORRECT
     "two_stage": {
         **COMMON,
         "config": {"model": str, "seeds": int, "steps": int, "recipe": str, "overrides": [str],
@@ -167,12 +204,16 @@ SCHEMAS = {
     },
 }
 
+CORRECT = [Each(Each(Each([NUMBER])))]  # per seed: {protocol: {dataset: {split: [0 or 1 per test item]}}}
+
 
 def read_study_results(path) -> dict:
     results = read_json(path)
     if not isinstance(results, dict) or results.get("study") not in SECTIONS:
         raise SymtuneError(f"{path}: not a results file of `symtune study`")
     check_schema(results, SCHEMAS[results["study"]], str(path))
+    if "correct" in results:  # per-item correctness, in results files written since it was recorded
+        check_schema(results["correct"], CORRECT, str(path), "correct")
     return results
 
 
