@@ -68,7 +68,7 @@ class DemoConfig:
     recipe: str = knob("cpu-small", "shipped recipe name or YAML file")
     overrides: list[str] = knob([], "override a recipe key: KEY=VALUE (repeatable)")
     steps: int = knob(50, "tuning steps (overrides the recipe's; 0: the recipe's)", minimum=0)
-    n: int = knob(75, "evaluation prompts per task, setting and seed", minimum=1)
+    n: int = knob(100, "evaluation prompts per task, setting and seed", minimum=1)
     k: int = knob(2, "exemplars per class in evaluation prompts (paper: 4; 2 halves a prompt)", minimum=1)
     seeds: int = knob(2, "evaluation seeds", minimum=1)
     seed: int = knob(0, "seed of the tasks and the mixture", minimum=0)
