@@ -110,9 +110,13 @@ def verdict(interval: dict, target: float) -> str:
         return "resolved: an effect"
     if half <= target:
         return f"resolved: a null within ±{half:.1f} points"
-    # the half-width shrinks about as 1/sqrt(n) at this spread of tasks: the size that would reach the target
-    needed = math.ceil(interval["n"] * (half / target) ** 2)
-    return f"not resolved (half-width {half:.1f} > {target:g} points; about {needed} paired prompts would reach it)"
+    # The half-width shrinks about as 1/sqrt(n) only while datasets grow with the prompts: where the
+    # datasets differ, more prompts of the same datasets narrow the interval little.
+    scale = (half / target) ** 2
+    needed = math.ceil(interval["n"] * scale)
+    datasets = math.ceil(interval["n_families"] * scale)
+    return (f"not resolved (half-width {half:.1f} > {target:g} points; about {needed} paired prompts over "
+            f"{datasets} datasets would reach it)")
 
 
 def verdict_line(model: str, reference: str, label: str, interval: dict, target: float) -> str:

@@ -59,7 +59,8 @@ def test_budget_curves_and_verdicts_name_each_rows_last_budget_and_the_compariso
     assert f"Of these 12 paired differences, {effects} show an effect" in summary
     assert f"{nulls} a null within ±3 points, and {12 - effects - nulls} are not resolved" in summary
     for line in lines:  # an unresolved cell says what size would resolve it
-        assert ": resolved:" in line or re.search(r"about \d+ paired prompts would reach it\)\.$", line)
+        assert ": resolved:" in line or re.search(r"about \d+ paired prompts over \d+ datasets would reach it\)\.$",
+                                                  line)
 
 
 # ---- the config: every key checked before any work ------------------------------------------

@@ -202,5 +202,5 @@ def test_verdict_names_an_effect_a_tight_null_or_the_size_that_would_resolve():
     assert verdict({"mean": 0.05, "lo": 0.01, "hi": 0.09, "n": 400}, 3.0) == "resolved: an effect"
     assert verdict({"mean": 0.0, "lo": -0.02, "hi": 0.02, "n": 400}, 3.0) == "resolved: a null within ±2.0 points"
     # half-width 5 points at n=400: n grows by (5/3)^2 to reach 3 points
-    assert verdict({"mean": 0.02, "lo": -0.03, "hi": 0.07, "n": 400}, 3.0) == (
-        "not resolved (half-width 5.0 > 3 points; about 1112 paired prompts would reach it)")
+    assert verdict({"mean": 0.02, "lo": -0.03, "hi": 0.07, "n": 400, "n_families": 3}, 3.0) == (
+        "not resolved (half-width 5.0 > 3 points; about 1112 paired prompts over 9 datasets would reach it)")
