@@ -90,7 +90,7 @@ def test_derived_flags_follow_the_annotations():
     args = parser.parse_args(["--name", "x", "--no-on", "--tags", "c, d", "--pair", "1,2", "--set", "a", "--set", "b"])
     assert given(args, Toy) == {"name": "x", "on": False, "tags": ("c", "d"), "pair": (1.0, 2.0), "sets": ["a", "b"]}
     assert given(parser.parse_args(["--name", "x"]), Toy) == {"name": "x"}  # the rest: not given
-    with pytest.raises(SystemExit):
+    with pytest.raises(SystemExit, match="^2$"):  # argparse: usage error
         parser.parse_args([])  # a field without a default is a required flag
     helps = {a.dest: a.help for a in parser._actions}
     assert helps["count"] == "how many (default 3)" and helps["limit"] == "unset: no limit"
