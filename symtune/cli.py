@@ -29,6 +29,11 @@ MIXTURE_FLAGS = {"avoid_natural": {"flag": "--allow-natural-symbols", "action": 
                  "fmt": {"flag": "--format"}}
 
 
+def field_default(cls, name: str):
+    """The default of the dataclass `cls`'s field `name`: a flag that mirrors a config field takes it from there."""
+    return default_of(next(f for f in fields(cls) if f.name == name))
+
+
 def add_data_parsers(sub) -> None:
     data = sub.add_parser("data", help="build and inspect symbol-tuning data").add_subparsers(dest="data_command",
                                                                                              required=True)
@@ -49,13 +54,15 @@ def add_data_parsers(sub) -> None:
     show.add_argument("source", nargs="?", help="a mixture folder (else use --tasks)")
     show.add_argument("--tasks", help="task specs to render evaluation prompts from")
     show.add_argument("--n", type=positive_int, default=3, help="prompts to show (per task)")
-    show.add_argument("--k", type=positive_int, default=4, help="exemplars per class")
+    show.add_argument("--k", type=positive_int, default=field_default(EvalConfig, "k"),
+                      help=f"exemplars per class (default {field_default(EvalConfig, 'k')})")
     show.add_argument("--seed", type=nonnegative_int, default=0)
     show.add_argument("--instruction", action="store_true", help="include the task instruction")
     show.add_argument("--natural", action="store_true", help="natural labels instead of symbols")
-    show.add_argument("--flip", type=fraction, default=0.0, help="fraction of exemplar labels flipped (paper 2)")
+    show.add_argument("--flip", type=fraction, default=field_default(Setting, "flip"),
+                      help="fraction of exemplar labels flipped (paper 2)")
     show.add_argument("--flip-query", action="store_true", help="flip exemplars and query (paper 1)")
-    show.add_argument("--format", default=None)
+    show.add_argument("--format", default=field_default(EvalConfig, "fmt"), help="one fixed prompt format")
     show.set_defaults(func=run_data_show)
 
 
@@ -116,12 +123,12 @@ def run_data_show(args) -> None:
             print()
 
 
-SEEDS = next(f for f in fields(EvalConfig) if f.name == "seeds")
 # `symtune eval`'s flags are EvalConfig's fields; these keep their established names and meanings
 EVAL_FLAGS = {
     "suite": {"choices": SUITES},
     "seeds": {"type": positive_int, "metavar": "N",
-              "help": f"number of seeds, new exemplars and symbols each (default {len(default_of(SEEDS))})"},
+              "help": "number of seeds, new exemplars and symbols each "
+                      f"(default {len(field_default(EvalConfig, 'seeds'))})"},
     "fmt": {"flag": "--format"},
     "calibrate": {"flag": "--calibration"},  # --no-calibration skips the content-free pass
     "dtype": {"choices": ("auto", "float32", "bfloat16")},

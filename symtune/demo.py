@@ -21,7 +21,7 @@ from symtune.results import RESULTS, conditions, predictions
 from symtune.stats import paired_difference
 from symtune.suites import EvalConfig
 from symtune.tasks.registry import load_task_list
-from symtune.train.recipe import load_recipe
+from symtune.train.recipe import DEFAULT_RECIPE, load_recipe
 from symtune.validate import check_outputs, check_own_folder
 
 # With no data: tune on rule-based families, evaluate on the lexical ones (natural language,
@@ -65,7 +65,7 @@ class DemoConfig:
     eval_tasks: str | None = knob(None, "names of the held-out tasks in --data, comma-separated (unset: the "
                                         "dev-eval tasks)")
     out: str = knob("runs/demo", "run folder; a re-run resumes where it stopped")
-    recipe: str = knob("cpu-small", "shipped recipe name or YAML file")
+    recipe: str = knob(DEFAULT_RECIPE, "shipped recipe name or YAML file")
     overrides: list[str] = knob([], "override a recipe key: KEY=VALUE (repeatable)")
     steps: int = knob(50, "tuning steps (overrides the recipe's; 0: the recipe's)", minimum=0)
     n: int = knob(100, "evaluation prompts per task, setting and seed", minimum=1)

@@ -37,6 +37,7 @@ from symtune.studies.runs import (
     tuned,
     write_mixture,
 )
+from symtune.train.recipe import DEFAULT_RECIPE
 
 DOC_START = "\n"  # every training row and test context starts here: a plain-text document start
 SEPARATOR = "\n\n"  # between documents in an ICL prompt
@@ -270,7 +271,7 @@ class GeneralizationConfig:
     size: str = knob("tiny", f"dataset size: {', '.join(SIZES)}")
     seeds: int = knob(3, "study seeds, new data and tuning runs each", minimum=1)
     steps: int = knob(100, "tuning steps of every fine-tuning run", minimum=1)
-    recipe: str = knob("cpu-small", "shipped recipe name or YAML file")
+    recipe: str = knob(DEFAULT_RECIPE, "shipped recipe name or YAML file")
     overrides: list[str] = knob([], "override a recipe key: KEY=VALUE (repeatable)")
     splitting: str = knob("independent", f"sentence splitting: {', '.join(SPLITTINGS)}")
     augmenters: tuple[str, ...] = knob(AUGMENTERS, f"augmenters, comma-separated: {', '.join(AUGMENTERS)}")

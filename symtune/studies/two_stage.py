@@ -48,6 +48,7 @@ from symtune.studies.symbol_evol import symbol_evol_rows
 from symtune.suites import Condition, EvalConfig, build_items
 from symtune.tasks.registry import load_task_list
 from symtune.tasks.task import Example
+from symtune.train.recipe import DEFAULT_RECIPE
 
 SCHEDULES = ("injection", "one_stage", "two_stage")
 SCAN_SPLITS = ("iid", "add_jump", "unseen_symbols")
@@ -61,7 +62,7 @@ class TwoStageConfig:
     injection_share: float = knob(0.5, "share of the steps in two_stage's injection stage (symbolic data alone)",
                                   minimum=0.0, maximum=1.0)
     ratio: tuple[float, float] = knob((1.0, 1.0), "symbolic:natural weights in the mixed stage (the paper's)")
-    recipe: str = knob("cpu-small", "shipped recipe name or YAML file")
+    recipe: str = knob(DEFAULT_RECIPE, "shipped recipe name or YAML file")
     overrides: list[str] = knob([], "override a recipe key: KEY=VALUE (repeatable)")
     k: int = knob(0, "solved exemplars in each Symbol-evol prompt", minimum=0)
     max_actions: int = knob(8, "SCAN commands of at most this many actions (output length on a CPU)", minimum=1)

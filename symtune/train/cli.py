@@ -1,6 +1,6 @@
 """Flags of `symtune tune`; symtune.cli adds this parser to its subcommands."""
 
-from symtune.train.recipe import load_recipe
+from symtune.train.recipe import DEFAULT_RECIPE, load_recipe
 from symtune.validate import check_outputs, positive_int
 
 
@@ -10,7 +10,8 @@ def add_tune_parser(subparsers) -> None:
                       help="embedded name (smollm2-135m-instruct, gemma3-270m), model folder, .gguf file or hub id")
     tune.add_argument("--data", help="mixture folder from `symtune data build` (not needed when the recipe has stages)")
     tune.add_argument("--out", required=True, help="output folder: the tuned model, log, loss curve and checkpoints")
-    tune.add_argument("--recipe", default="cpu-small", help="shipped recipe (cpu-small, paper, two-stage) or YAML file")
+    tune.add_argument("--recipe", default=DEFAULT_RECIPE,
+                      help=f"shipped recipe (cpu-small, paper, two-stage) or YAML file (default {DEFAULT_RECIPE})")
     tune.add_argument("--lora", action="store_true", help="train a LoRA adapter (same as --set lora=true)")
     tune.add_argument("--max-steps", type=positive_int, help="optimizer steps (same as --set max_steps=N)")
     tune.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

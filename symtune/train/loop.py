@@ -24,7 +24,7 @@ from symtune.train.checkpoint import SAVE_ERRORS, checkpoints, load_checkpoint, 
 from symtune.train.data import TrainingData, make_batches, supervised_tokens
 from symtune.train.distributed import check_setup, first_error, make_accelerator
 from symtune.train.output import model_card, plot_loss
-from symtune.train.recipe import VARLEN_ATTENTION, Recipe, load_recipe
+from symtune.train.recipe import DEFAULT_RECIPE, VARLEN_ATTENTION, Recipe, load_recipe
 from symtune.train.record import training_record, write_training_record
 
 LOG = "train_log.jsonl"
@@ -281,7 +281,7 @@ def start_log(accelerator, out: Path, identity: dict, resume: bool) -> tuple[int
     return start, log
 
 
-def tune(model: str, data=None, out="run", recipe: Recipe | str = "cpu-small", resume: bool = False,
+def tune(model: str, data=None, out="run", recipe: Recipe | str = DEFAULT_RECIPE, resume: bool = False,
          progress: bool = True) -> Path:
     """Tune `model` on the mixture folder `data` (or the recipe's stages); return the output folder."""
     from accelerate.utils import set_seed

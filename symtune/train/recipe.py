@@ -2,17 +2,18 @@
 
 import dataclasses
 import typing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from symtune.config import checked_values, parse_override, typed
+from symtune.config import checked_values, in_range, knob, parse_override, typed
 from symtune.errors import SymtuneError
 from symtune.io import read_yaml
-from symtune.validate import integer, real
+from symtune.validate import integer
 
 SCHEDULERS = ("constant", "constant_with_warmup", "linear", "cosine", "cosine_with_min_lr", "inverse_sqrt",
               "warmup_stable_decay")
+DEFAULT_RECIPE = "cpu-small"  # the recipe a command or study uses when none is named
 STAGE_KEYS = ("data", "steps", "ratio")
 # attention that keeps packed samples apart: eager and sdpa through the block-diagonal mask transformers
 # builds from the restarting position_ids; flash attention through per-sample (varlen) boundaries,
@@ -23,39 +24,42 @@ ATTENTION = ("sdpa", "eager", *VARLEN_ATTENTION)
 
 @dataclass
 class Recipe:
-    """Defaults are the `cpu-small` recipe."""
+    """Every tuning knob, each default and range stated once; the defaults are the `cpu-small` recipe."""
 
-    max_steps: int = 300  # optimizer steps over all stages
-    batch_size: int = 8  # prompts per optimizer step, over all processes together
-    lr: float = 1e-4
-    optimizer: str = "adamw"  # adamw | adafactor
-    weight_decay: float = 0.0
-    scheduler: str = "cosine"  # a transformers scheduler name (SCHEDULERS)
-    warmup_steps: int = 10
-    max_grad_norm: float | None = 1.0
-    max_seq_len: int = 1024  # longest prompt+completion kept, in tokens; longer ones are skipped
-    lora: bool = False
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.0
-    lora_target_modules: str | list | None = None  # None: peft's default for the architecture (q_proj, v_proj
-    #                                                  for Llama and Gemma); "all-linear"; or a list of names
-    merge_lora: bool = False  # save a merged full model instead of the adapter
-    bf16: bool | str = "auto"  # bf16 autocast: true, false, or auto (on where the CPU or GPU supports bf16)
-    attn_implementation: str = "sdpa"  # sdpa, eager, or flash_attention_2 / _3 (GPU: each micro-batch runs as one
-    #                                    row of variable-length sequences)
-    micro_batch_tokens: int | None = None  # padded tokens per forward/backward within a step, gradients
-    #                                        accumulating: less activation memory (None: the whole batch)
-    compile: bool = False  # torch.compile each decoder layer: fused element-wise work, a minute or two to compile
-    gradient_checkpointing: bool = False  # keep each decoder layer's input only, recompute the rest in the backward
-    symbol_fraction: float | None = None  # resample each mixture to this share of kind=="symbol" rows (the rest:
-    #                                       natural and random-label rows)
-    stages: list = field(default_factory=list)  # [{data: DIR or [DIR, ...], ratio: [w, ...], steps: N}, ...]
-    seed: int = 0
-    save_every: int = 100  # checkpoint every N steps
-    snapshot_steps: list = field(default_factory=list)  # also write a loadable model folder at these steps
-    #                                                     (out/snapshots/step-N): a tuning-budget curve from one run
-    keep_checkpoints: int = 1  # newest checkpoints kept
+    max_steps: int = knob(300, "optimizer steps over all stages", minimum=1)
+    batch_size: int = knob(8, "prompts per optimizer step, over all processes together", minimum=1)
+    lr: float = knob(1e-4, "peak learning rate", above=0.0)
+    optimizer: str = knob("adamw", "adamw | adafactor")
+    weight_decay: float = knob(0.0, "weight decay", minimum=0.0)
+    scheduler: str = knob("cosine", "a transformers scheduler name (SCHEDULERS)")
+    warmup_steps: int = knob(10, "learning-rate warmup steps", minimum=0)
+    max_grad_norm: float | None = knob(1.0, "gradient-norm clipping (None: no clipping)", above=0.0)
+    max_seq_len: int = knob(1024, "longest prompt+completion kept, in tokens; longer ones are skipped", minimum=1)
+    lora: bool = knob(False, "train a LoRA adapter instead of the full model")
+    lora_r: int = knob(16, "LoRA rank", minimum=1)
+    lora_alpha: int = knob(32, "LoRA scaling numerator (the update is scaled by lora_alpha / lora_r)", minimum=1)
+    lora_dropout: float = knob(0.0, "dropout on the LoRA input", minimum=0.0, maximum=0.99)
+    lora_target_modules: str | list | None = knob(None, "None: peft's default for the architecture (q_proj, v_proj "
+                                                        "for Llama and Gemma); \"all-linear\"; or a list of names")
+    merge_lora: bool = knob(False, "save a merged full model instead of the adapter")
+    bf16: bool | str = knob("auto", "bf16 autocast: true, false, or auto (on where the CPU or GPU supports bf16)")
+    attn_implementation: str = knob("sdpa", "sdpa, eager, or flash_attention_2 / _3 (GPU: each micro-batch runs as "
+                                            "one row of variable-length sequences)")
+    micro_batch_tokens: int | None = knob(None, "padded tokens per forward/backward within a step, gradients "
+                                                "accumulating: less activation memory (None: the whole batch)",
+                                          minimum=1)
+    compile: bool = knob(False, "torch.compile each decoder layer: fused element-wise work, a minute or two to "
+                                "compile")
+    gradient_checkpointing: bool = knob(False, "keep each decoder layer's input only, recompute the rest in the "
+                                               "backward")
+    symbol_fraction: float | None = knob(None, "resample each mixture to this share of kind==\"symbol\" rows (the "
+                                               "rest: natural and random-label rows)", minimum=0.0, maximum=1.0)
+    stages: list = knob([], "[{data: DIR or [DIR, ...], ratio: [w, ...], steps: N}, ...]")
+    seed: int = knob(0, "random seed of the run", minimum=0)
+    save_every: int = knob(100, "checkpoint every N steps", minimum=1)
+    snapshot_steps: list = knob([], "also write a loadable model folder at these steps (out/snapshots/step-N): a "
+                                    "tuning-budget curve from one run")
+    keep_checkpoints: int = knob(1, "newest checkpoints kept", minimum=1)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -79,7 +83,7 @@ def recipe_path(name_or_path: str) -> Path:
     return path
 
 
-def load_recipe(name_or_path: str = "cpu-small", overrides: dict | list[str] = ()) -> Recipe:
+def load_recipe(name_or_path: str = DEFAULT_RECIPE, overrides: dict | list[str] = ()) -> Recipe:
     """The recipe of a shipped name or YAML file, with overrides (a dict or "key=value" strings) applied."""
     path = recipe_path(name_or_path)
     values = read_yaml(path) or {}
@@ -96,8 +100,10 @@ def checked(recipe: Recipe) -> Recipe:
     """The recipe, its values typed (ints and numeric strings as floats where floats belong) and checked."""
     hints = typing.get_type_hints(Recipe)
     for f in dataclasses.fields(Recipe):
-        setattr(recipe, f.name, typed(getattr(recipe, f.name), hints[f.name], f"recipe key {f.name}"))
-    check_numbers(recipe)
+        what = f"recipe key {f.name}"
+        setattr(recipe, f.name, in_range(typed(getattr(recipe, f.name), hints[f.name], what), f, what))
+    for step in recipe.snapshot_steps:
+        integer(step, "each of the recipe's snapshot_steps", minimum=1, maximum=recipe.max_steps)
     if recipe.optimizer not in ("adamw", "adafactor"):
         raise SymtuneError(f"recipe key optimizer must be adamw or adafactor, got {recipe.optimizer!r}")
     if recipe.scheduler not in SCHEDULERS:
@@ -111,26 +117,6 @@ def checked(recipe: Recipe) -> Recipe:
         check_stage(stage)
     stage_steps(recipe)
     return recipe
-
-
-# the range of every numeric key (the shared validators also refuse nan and inf)
-POSITIVE_INTS = ("max_steps", "batch_size", "max_seq_len", "save_every", "keep_checkpoints", "lora_r", "lora_alpha",
-                 "micro_batch_tokens")
-FLOAT_RANGES = {"lr": {"above": 0.0}, "weight_decay": {"minimum": 0.0}, "max_grad_norm": {"above": 0.0},
-                "lora_dropout": {"minimum": 0.0, "maximum": 0.99}, "symbol_fraction": {"minimum": 0.0, "maximum": 1.0}}
-
-
-def check_numbers(recipe: Recipe) -> None:
-    for key in POSITIVE_INTS:
-        if getattr(recipe, key) is not None:
-            integer(getattr(recipe, key), f"recipe key {key}", minimum=1)
-    integer(recipe.warmup_steps, "recipe key warmup_steps", minimum=0)
-    integer(recipe.seed, "recipe key seed", minimum=0)
-    for step in recipe.snapshot_steps:
-        integer(step, "each of the recipe's snapshot_steps", minimum=1, maximum=recipe.max_steps)
-    for key, bounds in FLOAT_RANGES.items():
-        if getattr(recipe, key) is not None:
-            real(getattr(recipe, key), f"recipe key {key}", **bounds)
 
 
 def check_stage(stage) -> None:
