@@ -48,8 +48,8 @@ class Recipe:
     micro_batch_tokens: int | None = knob(None, "padded tokens per forward/backward within a step, gradients "
                                                 "accumulating: less activation memory (None: the whole batch)",
                                           minimum=1)
-    compile: bool = knob(False, "torch.compile each decoder layer: fused element-wise work, a minute or two to "
-                                "compile")
+    compile: bool = knob(False, "torch.compile each decoder layer: fused element-wise work, after a compile at "
+                                "the start")
     gradient_checkpointing: bool = knob(False, "keep each decoder layer's input only, recompute the rest in the "
                                                "backward")
     symbol_fraction: float | None = knob(None, "resample each mixture to this share of kind==\"symbol\" rows (the "
