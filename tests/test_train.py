@@ -505,7 +505,7 @@ def tune_script(tiny_model_dir, mixture, out, recipe: Recipe, before: str = "") 
             f"load_recipe('cpu-small', {recipe.to_dict()!r}), progress=False)\n")
 
 
-@pytest.mark.slow  # two processes start and import torch: about a minute on 2 busy cores
+@pytest.mark.slow  # two processes start and import torch
 def test_two_cpu_processes_match_one_process_on_the_same_global_batch(tiny_model_dir, mixture, tmp_path):
     recipe = quick(max_steps=3, save_every=100)
     tune(str(tiny_model_dir), mixture, tmp_path / "single", recipe, progress=False)
@@ -532,8 +532,8 @@ def test_a_failed_save_on_one_process_stops_every_process(tiny_model_dir, mixtur
     script = tmp_path / "run.py"
     script.write_text(tune_script(tiny_model_dir, mixture, tmp_path / "ddp", quick(max_steps=3),
                                   DISK_FULL_ON_PROCESS_0))
-    # before the fix only process 0 raised, and process 1 waited at the next barrier until torchrun's agent
-    # killed it (across machines: until the process group's timeout)
+    # were process 0 to raise alone, process 1 would wait at the next barrier until torchrun's agent killed
+    # it (across machines: until the process group's timeout)
     done = launch_two_processes(script)
     assert done.returncode != 0
     assert "SymtuneError: disk full while saving checkpoint step-000002" in done.stderr
