@@ -24,15 +24,14 @@ from symtune.errors import SymtuneError
 from symtune.evaluate import evaluate
 from symtune.io import atomic_write, read_jsonl, read_yaml
 from symtune.mixture import MixtureConfig, build_mixture, check_config, is_built
-from symtune.report import markdown, report, verdict_line, write_results
+from symtune.report import markdown, report, verdict, verdict_line, write_results
 from symtune.results import RESULTS, comparisons, conditions, curves, model_run, models, predictions, rename_models
 from symtune.stats import paired_difference
-from symtune.suites import SUITES, EvalConfig
+from symtune.suites import SUITES, EvalConfig, eval_config
 from symtune.tasks.registry import load_task_list
 from symtune.tasks.task import class_pairs
 from symtune.train.loop import LOG, ensure_tuned
 from symtune.train.recipe import load_recipe
-from symtune.validate import integer
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 
@@ -84,7 +83,7 @@ def load_experiment(path) -> Experiment:
         unknown = [row for row in settings.pop("rows", None) or [] if row not in exp.rows]
         if unknown:
             raise SymtuneError(f"{where}: suite {suite!r} names rows the config does not have: {', '.join(unknown)}")
-        eval_config(suite, settings, f"{where}, suite {suite}")
+        eval_config({"suite": suite, **settings}, f"{where}, suite {suite}", "suite setting")
     return exp
 
 
@@ -101,14 +100,6 @@ def row_recipe(exp: Experiment, name: str, options: dict, where: str = "the conf
     if budgets:
         overrides += [f"max_steps={budgets[-1]}", f"snapshot_steps={budgets[:-1]}"]
     return load_recipe(exp.recipe, overrides), budgets, mixture
-
-
-def eval_config(suite: str, settings: dict, where: str) -> EvalConfig:
-    """A suite's settings (without `rows`) as an EvalConfig; `seeds: N` is seeds 0..N-1."""
-    settings = dict(settings)
-    if "seeds" in settings:
-        settings["seeds"] = tuple(range(integer(settings["seeds"], f"{where}: seeds", minimum=1)))
-    return from_mapping(EvalConfig, {"suite": suite, **settings}, where, "suite setting")
 
 
 def tune_row(exp: Experiment, name: str, options: dict, tuning, held_out, out: Path) -> tuple[dict, float]:
@@ -165,7 +156,7 @@ def run(config_path: str) -> None:
             continue
         started = time.perf_counter()
         settings, suite_models = suite_rows(suite, dict(settings or {}), models)
-        ecfg = eval_config(suite, settings, f"{config_path}, suite {suite}")
+        ecfg = eval_config({"suite": suite, **settings}, f"{config_path}, suite {suite}", "suite setting")
         results = evaluate([str(m) for m in suite_models.values()], tasks, ecfg, cache_dir=cache, progress=True)
         rename_models(results, {row: str(m) for row, m in suite_models.items()})  # rows by name
         results["comparisons"] = [pair for pair in exp.compare if set(pair) <= set(suite_models)]
@@ -197,16 +188,17 @@ def verdicts(results: dict, target: float) -> str:
     on_curve = {name for points in curves(results).values() for _, name in points}
     base, *rows = models(results)
     pairs = [(m, base) for m in rows if m in ends or m not in on_curve] + comparisons(results)
-    lines = []
+    lines, outcomes = [], []
     for model, reference in pairs:
         for cond in conditions(results):
             iv = paired_difference(predictions(results, model), predictions(results, reference), cond["name"], "acc")
             if iv is None:
                 continue
             lines.append(f"- {verdict_line(model, reference, cond['label'], iv, target)}")
+            outcomes.append(verdict(iv, target))
     if not lines:
         return ""
-    counts = {kind: sum(f": resolved: {kind}" in line for line in lines) for kind in ("an effect", "a null")}
+    counts = {kind: sum(o.startswith(f"resolved: {kind}") for o in outcomes) for kind in ("an effect", "a null")}
     unresolved = len(lines) - sum(counts.values())
     summary = (f"Of these {len(lines)} paired differences, {counts['an effect']} show an effect (the interval "
                f"excludes 0), {counts['a null']} a null within ±{target:g} points, and {unresolved} are not resolved "

@@ -19,6 +19,7 @@ from symtune.prompts import Setting, build_eval_prompts
 from symtune.report import add_report_parser, markdown, write_results
 from symtune.studies.cli import add_study_parser
 from symtune.suites import SUITES, EvalConfig, build_items
+from symtune.suites import eval_config as suite_config
 from symtune.tasks.registry import load_task_list, load_tasks
 from symtune.train.cli import add_tune_parser
 from symtune.validate import NewFolders, check_outputs, check_own_folder, fraction, nonnegative_int, positive_int
@@ -133,6 +134,8 @@ EVAL_FLAGS = {
     "calibrate": {"flag": "--calibration"},  # --no-calibration skips the content-free pass
     "dtype": {"choices": ("auto", "float32", "bfloat16")},
 }
+
+
 def add_eval_parser(subparsers) -> None:
     p = subparsers.add_parser("eval", help="in-context-learning evaluation suites (docs/method.md)")
     p.add_argument("--model", action="append", default=[], help="model to evaluate (repeat for several)")
@@ -147,10 +150,7 @@ def add_eval_parser(subparsers) -> None:
 
 
 def eval_config(args) -> EvalConfig:
-    values = given(args, EvalConfig)
-    if "seeds" in values:  # --seeds N: seeds 0..N-1
-        values["seeds"] = tuple(range(values["seeds"]))
-    return from_mapping(EvalConfig, values, "the command line", "eval")
+    return suite_config(given(args, EvalConfig), "the command line")
 
 
 def run_eval(args) -> None:

@@ -88,8 +88,12 @@ def typed(value, hint, what: str):
     return value
 
 
+def bounds_of(f: dataclasses.Field) -> dict:
+    return {key: f.metadata[key] for key in BOUNDS if key in f.metadata}
+
+
 def in_range(value, f: dataclasses.Field, what: str):
-    bounds = {key: f.metadata[key] for key in BOUNDS if key in f.metadata}
+    bounds = bounds_of(f)
     if not bounds or value is None or isinstance(value, bool):
         return value
     if isinstance(value, int):
@@ -175,7 +179,7 @@ def flag_kind(hint, f: dataclasses.Field) -> dict:
     """argparse keywords for a field's annotation: bool a switch, int and float checked numbers in
     the field's range, a tuple comma-separated, a list a repeatable option, anything else a string."""
     kinds, _ = type_names(hint)
-    bounds = {key: f.metadata[key] for key in BOUNDS if key in f.metadata}
+    bounds = bounds_of(f)
     if bool in kinds:
         return {"action": argparse.BooleanOptionalAction if default_of(f) is True else "store_true"}
     if int in kinds:

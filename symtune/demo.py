@@ -83,7 +83,7 @@ def run_demo(args) -> None:
     args = from_mapping(DemoConfig, given(args, DemoConfig), "the command line", "demo")
     out = Path(args.out)
     check_outputs({"--out": out}, {"data": args.data, "model": args.model, "model cache": str(cache_dir())})
-    check_own_folder(out, "--out", ("cache", "mixture", "model", "results.json"), "symtune demo")
+    check_own_folder(out, "--out", ("cache", "mixture", "model", RESULTS), "symtune demo")
     recipe = load_recipe(args.recipe, args.overrides + ([f"max_steps={args.steps}"] if args.steps else []))
     tuning, held_out = split_tasks(args.data, args.eval_tasks.split(",") if args.eval_tasks else None, args.seed)
     # no content-free pass: it would double the requests, and the headline is plain accuracy

@@ -15,7 +15,7 @@ from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from symtune.config import knob
+from symtune.config import from_mapping, knob
 from symtune.errors import SymtuneError
 from symtune.prompts import (
     GRID,
@@ -28,6 +28,7 @@ from symtune.prompts import (
     render,
 )
 from symtune.tasks.task import Task, family
+from symtune.validate import integer
 
 FLIP_PERCENTS = (0, 25, 50, 75, 100)  # paper 2 gives its grid only in figures (docs/method.md, Label settings)
 K_CURVE = (1, 2, 4, 8)
@@ -69,6 +70,15 @@ class EvalConfig:
     attn_implementation: str | None = knob(None, "transformers' attention kernel: sdpa, eager, flash_attention_2 "
                                                  "(pip install flash-attn), ... (unset: transformers' own, sdpa)")
     allow_seen: bool = knob(False, "evaluate on tasks the model was tuned on")
+
+
+def eval_config(values: dict, where: str, kind: str = "eval") -> EvalConfig:
+    """An EvalConfig from a mapping (the flags given, a suite's settings in an experiment config)
+    whose `seeds` is a count: N is seeds 0..N-1."""
+    values = dict(values)
+    if "seeds" in values:
+        values["seeds"] = tuple(range(integer(values["seeds"], f"{where}: seeds", minimum=1)))
+    return from_mapping(EvalConfig, values, where, kind)
 
 
 @dataclass(frozen=True)

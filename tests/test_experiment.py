@@ -121,8 +121,8 @@ def test_a_config_missing_a_required_key_is_refused(tmp_path):
 
 
 def test_a_suites_settings_become_its_eval_config():
-    from experiment import eval_config
+    from symtune.suites import eval_config
 
-    cfg = eval_config("grid", {"n": 8, "seeds": 5, "calibrate": False}, "x")
+    cfg = eval_config({"suite": "grid", "n": 8, "seeds": 5, "calibrate": False}, "x", "suite setting")
     assert (cfg.suite, cfg.n, cfg.seeds, cfg.calibrate, cfg.k) == ("grid", 8, (0, 1, 2, 3, 4), False, 4)
-    assert eval_config("grid", {}, "x").seeds == (0, 1, 2)
+    assert eval_config({"suite": "grid"}, "x", "suite setting").seeds == (0, 1, 2)
