@@ -50,7 +50,9 @@ class Experiment:
     recipe_overrides: list[str] = knob([], "recipe KEY=VALUE overrides of every row")
     mixture: dict = knob({}, "MixtureConfig fields of every row's mixture")
     bigbench: list[str] = knob([], "BIG-bench task specs the algorithmic suite evaluates")
-    compare: list[list[str]] = knob([], "pairs of rows whose paired differences each suite's verdicts give")
+    pools: dict = knob({}, "{name: [rows]}: one row tuned with several seeds, compared as the per-prompt mean of "
+                           "its rows")
+    compare: list[list[str]] = knob([], "pairs of rows or pools whose paired differences each suite's verdicts give")
     target_half_width: float = knob(3.0, "a null is resolved when its interval's half-width is at most this "
                                          "(accuracy points)", above=0.0)
     cache: str | None = knob(None, "request cache folder (unset: runs/NAME/cache; another config's to share it)")
@@ -73,8 +75,11 @@ def load_experiment(path) -> Experiment:
     where = str(path)
     exp = from_mapping(Experiment, read_yaml(path) or {}, where, "experiment")
     from_mapping(MixtureConfig, exp.mixture, f"{where}, mixture", "mixture")
+    scored = []  # the names the rows' models go by: a row, or a row's budgets
     for name, options in exp.rows.items():
-        row_recipe(exp, name, options or {}, where)
+        budgets = row_recipe(exp, name, options or {}, where)[1]
+        scored += [f"{name} @{b}" for b in budgets] or [name]
+    check_pools_and_pairs(exp, scored, where)
     for suite, settings in exp.suites.items():
         if suite not in SUITES:
             raise SymtuneError(f"unknown suite {suite!r} in {where}{did_you_mean(suite, SUITES)}")
@@ -85,6 +90,22 @@ def load_experiment(path) -> Experiment:
             raise SymtuneError(f"{where}: suite {suite!r} names rows the config does not have: {', '.join(unknown)}")
         eval_config({"suite": suite, **settings}, f"{where}, suite {suite}", "suite setting")
     return exp
+
+
+def check_pools_and_pairs(exp: Experiment, scored: list[str], where: str) -> None:
+    """Each pool names two or more of the rows' models, and each compared pair two models or pools,
+    so that a misspelt name is refused rather than its comparison silently left out."""
+    for name, members in exp.pools.items():
+        if not (isinstance(members, list) and len(members) >= 2 and all(m in scored for m in members)):
+            raise SymtuneError(f"{where}: pool {name!r} must list two or more of the rows' models "
+                               f"({', '.join(scored)}), got {members!r:.80}")
+    for pair in exp.compare:
+        if len(pair) != 2:
+            raise SymtuneError(f"{where}: compare holds [model, reference] pairs, got {pair!r:.80}")
+        for name in pair:
+            if name not in scored and name not in exp.pools:
+                raise SymtuneError(f"{where}: compare names {name!r}, neither a row's model nor a pool"
+                                   f"{did_you_mean(name, scored + list(exp.pools))}")
 
 
 def row_recipe(exp: Experiment, name: str, options: dict, where: str = "the config"):
@@ -159,7 +180,9 @@ def run(config_path: str) -> None:
         ecfg = eval_config({"suite": suite, **settings}, f"{config_path}, suite {suite}", "suite setting")
         results = evaluate([str(m) for m in suite_models.values()], tasks, ecfg, cache_dir=cache, progress=True)
         rename_models(results, {row: str(m) for row, m in suite_models.items()})  # rows by name
-        results["comparisons"] = [pair for pair in exp.compare if set(pair) <= set(suite_models)]
+        results["pools"] = {name: rows for name, rows in exp.pools.items() if set(rows) <= set(suite_models)}
+        scored = set(suite_models) | set(results["pools"])
+        results["comparisons"] = [pair for pair in exp.compare if set(pair) <= scored]
         results["curves"] = budget_curves(suite_models)
         write_results(results, out / suite)
         metric = "acc_gen" if suite == "algorithmic" else "acc"  # BIG-bench: exact match, the paper's metric

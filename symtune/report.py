@@ -173,7 +173,9 @@ def plot_suite(suite: str, results_list: list[tuple[str, dict]], out: Path, metr
     bars = [c for c in conditions if c["x"] is None]
     curve = [c for c in conditions if c["x"] is not None]
     panels = [p for p in (bars, curve) if p]
-    fig, axes = pyplot().subplots(1, len(panels), figsize=(6.5 * len(panels), 4.2), squeeze=False)
+    legend_rows = -(-(len(models) + 1) // 3)  # below the panels, three entries a row: bars stay uncovered
+    fig, axes = pyplot().subplots(1, len(panels), figsize=(6.5 * len(panels), 4.0 + 0.25 * legend_rows),
+                                  squeeze=False, layout="constrained")
     for ax, conds in zip(axes[0], panels):
         (plot_bars if conds is bars else plot_curve)(ax, conds, models, metric)
         ax.set_ylabel(f"{metric} (%)")
@@ -183,9 +185,8 @@ def plot_suite(suite: str, results_list: list[tuple[str, dict]], out: Path, metr
         axes[0][-1].set_xlabel("exemplar labels flipped (%)")
     elif suite == "kcurve":
         axes[0][-1].set_xlabel("exemplars per class (k)")
-    axes[0][0].legend(fontsize=8)
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside lower center", ncols=3, fontsize=8)
     fig.suptitle(f"{suite}: mean over tasks ± s.e. over seeds")
-    fig.tight_layout()
     return save_figure(fig, out / f"{suite}.png")
 
 

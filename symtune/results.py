@@ -8,8 +8,9 @@ scripts read it through the accessors below, not by paths into it. The layout:
     models {model: {fingerprint, dtype, seconds, scoring_seconds, prompts_per_second,
                     conditions {condition: {mean: CELL, tasks {task: CELL}, families {family: CELL}}},
                     predictions [one record per prompt (symtune.judge)]}},
-    comparisons [[model, reference], ...] and curves {row: [[steps, model], ...]}: optional, from
-    scripts/experiment.py.
+    comparisons [[model, reference], ...], curves {row: [[steps, model], ...]} and pools
+    {name: [model, ...]}: optional, from scripts/experiment.py. A comparison may name a pool: a row
+    tuned with several seeds, its records the per-prompt mean of its models'.
 
 A CELL is {chance, metrics {metric: {mean, stderr, per_seed}}, and n or n_tasks} (symtune.stats).
 """
@@ -18,6 +19,7 @@ from pathlib import Path
 
 from symtune.errors import SymtuneError
 from symtune.io import read_json, write_json
+from symtune.stats import mean_records
 from symtune.suites import SUITES
 from symtune.validate import Each, check_schema
 
@@ -81,14 +83,20 @@ def read_results(path) -> dict:
 
 
 def check_extras(results: dict, where: str) -> None:
-    """The optional fields comparisons and curves name models of the file."""
+    """The optional fields comparisons, curves and pools name models of the file (a comparison: or pools)."""
+    groups = results.get("pools", {})
+    if not (isinstance(groups, dict) and all(isinstance(members, list) and len(members) >= 2
+                                             and all(m in results["models"] for m in members)
+                                             for members in groups.values())):
+        raise SymtuneError(f"{where}: field 'pools' must map each name to a list of two or more of its models")
     pairs = results.get("comparisons", [])
     if not isinstance(pairs, list):
         raise SymtuneError(f"{where}: field 'comparisons' must be a list, got {type(pairs).__name__}")
     for pair in pairs:
-        if not (isinstance(pair, list) and len(pair) == 2 and all(m in results["models"] for m in pair)):
-            raise SymtuneError(f"{where}: field 'comparisons' must hold [model, reference] pairs of its models, "
-                               f"got {pair!r:.60}")
+        if not (isinstance(pair, list) and len(pair) == 2
+                and all(m in results["models"] or m in groups for m in pair)):
+            raise SymtuneError(f"{where}: field 'comparisons' must hold [model, reference] pairs of its models or "
+                               f"pools, got {pair!r:.60}")
     curves = results.get("curves", {})
     if not isinstance(curves, dict):
         raise SymtuneError(f"{where}: field 'curves' must be a mapping, got {type(curves).__name__}")
@@ -116,8 +124,12 @@ def conditions(results: dict) -> list[dict]:
 
 
 def predictions(results: dict, model: str) -> list[dict]:
-    """`model`'s per-prompt records (symtune.judge), as symtune.stats.paired_difference takes them."""
-    return results["models"][model]["predictions"]
+    """`model`'s per-prompt records (symtune.judge), as symtune.stats.paired_difference takes them; a
+    pool's are its models' records averaged prompt by prompt."""
+    members = results.get("pools", {}).get(model)
+    if members is None:
+        return results["models"][model]["predictions"]
+    return mean_records([results["models"][m]["predictions"] for m in members])
 
 
 def condition_results(results: dict, model: str, condition: str) -> dict | None:

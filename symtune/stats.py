@@ -96,6 +96,20 @@ def confusion(records: list[dict]) -> list[list[int]] | None:
     return counts
 
 
+def mean_records(models: list[list[dict]]) -> list[dict]:
+    """One record per prompt that every model scored (matched by id), each metric that all of them
+    measured averaged over them: a row tuned with several seeds, compared as one."""
+    by_id = [{r["id"]: r for r in records} for records in models]
+    merged = []
+    for key, first in by_id[0].items():
+        records = [scored[key] for scored in by_id if key in scored]
+        if len(records) == len(by_id):
+            shared = set.intersection(*(set(r["metrics"]) for r in records))
+            merged.append({**first, "metrics": {m: sum(r["metrics"][m] for r in records) / len(records)
+                                                for m in sorted(shared)}})
+    return merged
+
+
 def paired_cells(ours: list[dict], theirs: list[dict], condition: str, metric: str) -> dict[str, dict]:
     """{task: {seed: [per-prompt difference]}} of one condition: our metric minus theirs on the
     same prompt (records matched by id). A prompt only one side scored is left out."""

@@ -63,6 +63,38 @@ def test_budget_curves_and_verdicts_name_each_rows_last_budget_and_the_compariso
                                                   line)
 
 
+def test_a_pool_compares_as_the_per_prompt_mean_of_its_seeds():
+    from experiment import verdicts
+    from test_report import fake_results
+
+    from symtune.results import predictions
+    from symtune.stats import paired_difference
+
+    results = fake_results("grid", models=("base", "s0", "s1", "c0", "c1"))
+    results["pools"] = {"s": ["s0", "s1"], "c": ["c0", "c1"]}
+    results["comparisons"] = [["s", "c"]]
+    pooled = predictions(results, "s")
+    assert len(pooled) == len(predictions(results, "s0"))
+    one = {r["id"]: r["metrics"]["acc"] for r in predictions(results, "s0")}
+    other = {r["id"]: r["metrics"]["acc"] for r in predictions(results, "s1")}
+    assert all(r["metrics"]["acc"] == (one[r["id"]] + other[r["id"]]) / 2 for r in pooled)
+    cond = "noinstr-symbols"
+    by_seed = [paired_difference(predictions(results, f"s{i}"), predictions(results, f"c{i}"), cond, "acc")["mean"]
+               for i in (0, 1)]
+    both = paired_difference(pooled, predictions(results, "c"), cond, "acc")
+    assert both["mean"] == pytest.approx(sum(by_seed) / 2) and both["n"] == 2 * 4 * 2
+    assert sum(line.startswith("- s − c, ") for line in verdicts(results, 3.0).splitlines()) == 4
+
+
+def test_a_prompt_one_seed_did_not_score_is_left_out_of_the_pool():
+    from symtune.stats import mean_records
+
+    def records(ids, value):
+        return [{"id": i, "metrics": {"acc": value, "acc_norm": value}} for i in ids]
+    merged = mean_records([records("abc", 1.0), records("bc", 0.0), records("cb", 0.5)])
+    assert [(r["id"], r["metrics"]["acc"]) for r in merged] == [("b", 0.5), ("c", 0.5)]
+
+
 # ---- the config: every key checked before any work ------------------------------------------
 
 EXPERIMENTS = sorted((Path(__file__).resolve().parents[1] / "scripts" / "experiments").glob("*.yaml"))
@@ -102,6 +134,11 @@ def write_config(tmp_path, text: str) -> Path:
                                                    r"lr\?\)"),
     ("target_half_width: wide", r"experiment key target_half_width must be float, got 'wide'"),
     ("name: null", r"experiment key name must be str, got None"),
+    ("compare: [[symbol-tuned, natural-label contorl]]", r"compare names 'natural-label contorl', neither a row's "
+                                                         r"model nor a pool \(did you mean natural-label control\?\)"),
+    ("compare: [[symbol-tuned]]", r"compare holds \[model, reference\] pairs, got \['symbol-tuned'\]"),
+    ("pools: {s: [symbol-tuned]}", r"pool 's' must list two or more of the rows' models"),
+    ("pools: {s: [symbol-tuned, symbol-tuned @50]}", r"pool 's' must list two or more of the rows' models"),
 ])
 def test_a_misspelt_or_ill_typed_key_is_refused_before_any_work(tmp_path, monkeypatch, text, needle):
     import experiment

@@ -74,11 +74,13 @@ def test_the_results_file_reads_back_through_its_accessors(tmp_path):
 
 @pytest.mark.parametrize("extra, needle", [
     ({"comparisons": [["m", "n"]]}, "field 'comparisons' must hold \\[model, reference\\] pairs"),
+    ({"pools": {"p": ["m"]}}, "field 'pools' must map each name to a list of two or more of its models"),
+    ({"pools": {"p": ["m", "n"]}}, "field 'pools' must map"),
     ({"comparisons": {}}, "field 'comparisons' must be a list"),
     ({"curves": []}, "field 'curves' must be a mapping"),
     ({"curves": {"r": [["2", "m"]]}}, r"field 'curves.r' must hold \[steps, model\] pairs"),
 ])
-def test_a_results_file_with_damaged_comparisons_or_curves_is_named(tmp_path, extra, needle):
+def test_a_results_file_with_damaged_comparisons_curves_or_pools_is_named(tmp_path, extra, needle):
     write_json(tmp_path / RESULTS, results_file() | extra)
     with pytest.raises(SymtuneError, match=f"{RESULTS}: {needle}"):
         read_results(tmp_path / RESULTS)
