@@ -25,7 +25,17 @@ from symtune.evaluate import evaluate
 from symtune.io import atomic_write, read_jsonl, read_yaml
 from symtune.mixture import MixtureConfig, build_mixture, check_config, is_built
 from symtune.report import markdown, report, verdict, verdict_line, write_results
-from symtune.results import RESULTS, comparisons, conditions, curves, model_run, models, predictions, rename_models
+from symtune.results import (
+    RESULTS,
+    comparisons,
+    conditions,
+    curves,
+    model_run,
+    models,
+    pools,
+    predictions,
+    rename_models,
+)
 from symtune.stats import paired_difference
 from symtune.suites import SUITES, EvalConfig, eval_config
 from symtune.tasks.registry import load_task_list
@@ -205,12 +215,15 @@ def budget_curves(models: dict) -> dict:
 
 
 def verdicts(results: dict, target: float) -> str:
-    """A line per headline difference (each row's last budget against base, and the config's
-    comparisons) per condition, in accuracy: resolved effect, tight null, or unresolved."""
+    """A line per headline difference (against base: each row's last budget, or the pool that holds
+    it; then the config's comparisons) per condition, in accuracy: resolved effect, tight null, or
+    unresolved."""
     ends = {points[-1][1] for points in curves(results).values()}
     on_curve = {name for points in curves(results).values() for _, name in points}
+    pooled = {m for members in pools(results).values() for m in members}
     base, *rows = models(results)
-    pairs = [(m, base) for m in rows if m in ends or m not in on_curve] + comparisons(results)
+    pairs = ([(m, base) for m in rows if (m in ends or m not in on_curve) and m not in pooled]
+             + [(pool, base) for pool in pools(results)] + comparisons(results))
     lines, outcomes = [], []
     for model, reference in pairs:
         for cond in conditions(results):

@@ -77,11 +77,11 @@ def markdown(results: dict) -> str:
 
 
 def paired_differences(results: dict, heads: list[str], metrics: list[str]) -> list[str]:
-    """Each model minus the first (base), and each of the results' comparisons (model, reference),
-    prompt by prompt on the identical prompts both scored: the mean difference over tasks and its
-    95% interval (stats.paired_interval), bold where the interval excludes 0."""
+    """Each model and pool minus the first model (base), and each of the results' comparisons
+    (model, reference), prompt by prompt on the identical prompts both scored: the mean difference
+    over tasks and its 95% interval (stats.paired_interval), bold where the interval excludes 0."""
     first, *others = res.models(results)
-    pairs = [(model, first) for model in others] + res.comparisons(results)
+    pairs = [(model, first) for model in others + list(res.pools(results))] + res.comparisons(results)
     if not pairs:
         return []
     parts = ["### Paired differences on identical prompts (points, 95% interval)",
@@ -176,7 +176,9 @@ def plot_suite(suite: str, results_list: list[tuple[str, dict]], out: Path, metr
     legend_rows = -(-(len(models) + 1) // 3)  # below the panels, three entries a row: bars stay uncovered
     fig, axes = pyplot().subplots(1, len(panels), figsize=(6.5 * len(panels), 4.0 + 0.25 * legend_rows),
                                   squeeze=False, layout="constrained")
+    palette = pyplot().colormaps["tab10" if len(models) <= 10 else "tab20"].colors  # no two models share a colour
     for ax, conds in zip(axes[0], panels):
+        ax.set_prop_cycle(color=palette)
         (plot_bars if conds is bars else plot_curve)(ax, conds, models, metric)
         ax.set_ylabel(f"{metric} (%)")
         ax.set_ylim(0, 100)

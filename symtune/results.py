@@ -126,7 +126,7 @@ def conditions(results: dict) -> list[dict]:
 def predictions(results: dict, model: str) -> list[dict]:
     """`model`'s per-prompt records (symtune.judge), as symtune.stats.paired_difference takes them; a
     pool's are its models' records averaged prompt by prompt."""
-    members = results.get("pools", {}).get(model)
+    members = pools(results).get(model)
     if members is None:
         return results["models"][model]["predictions"]
     return mean_records([results["models"][m]["predictions"] for m in members])
@@ -174,6 +174,11 @@ def metrics(results: dict) -> set[str]:
 def comparisons(results: dict) -> list[tuple[str, str]]:
     """Pairs (model, reference) to compare besides each model's difference from the first."""
     return [tuple(pair) for pair in results.get("comparisons", [])]
+
+
+def pools(results: dict) -> dict[str, list[str]]:
+    """{name: models} of the rows tuned with several seeds, each compared as one; {} when there are none."""
+    return {name: list(members) for name, members in results.get("pools", {}).items()}
 
 
 def curves(results: dict) -> dict[str, list[tuple[int, str]]]:

@@ -67,6 +67,7 @@ def test_a_pool_compares_as_the_per_prompt_mean_of_its_seeds():
     from experiment import verdicts
     from test_report import fake_results
 
+    from symtune.report import markdown
     from symtune.results import predictions
     from symtune.stats import paired_difference
 
@@ -83,7 +84,10 @@ def test_a_pool_compares_as_the_per_prompt_mean_of_its_seeds():
                for i in (0, 1)]
     both = paired_difference(pooled, predictions(results, "c"), cond, "acc")
     assert both["mean"] == pytest.approx(sum(by_seed) / 2) and both["n"] == 2 * 4 * 2
-    assert sum(line.startswith("- s − c, ") for line in verdicts(results, 3.0).splitlines()) == 4
+    differences = {line.split(",")[0] for line in verdicts(results, 3.0).splitlines() if line.startswith("- ")}
+    assert differences == {"- s − base", "- c − base", "- s − c"}  # a pooled seed's own difference: in the table
+    table = markdown(results).split("### Paired differences")[1].split("acc_norm:")[0]
+    assert all(f"| {row} |" in table for row in ("s0 − base", "s − base", "c − base", "s − c"))
 
 
 def test_a_prompt_one_seed_did_not_score_is_left_out_of_the_pool():
