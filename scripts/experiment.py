@@ -230,7 +230,8 @@ def verdicts(results: dict, target: float) -> str:
             iv = paired_difference(predictions(results, model), predictions(results, reference), cond["name"], "acc")
             if iv is None:
                 continue
-            lines.append(f"- {verdict_line(model, reference, cond['label'], iv, target)}")
+            line = verdict_line(model, reference, cond["label"], iv, target)
+            lines.append(f"- {line}{seed_by_seed(results, model, reference, cond['name'], iv['mean'])}")
             outcomes.append(verdict(iv, target))
     if not lines:
         return ""
@@ -241,6 +242,24 @@ def verdicts(results: dict, target: float) -> str:
                "at this size.")
     return (f"What the paired differences establish (acc, 95% interval). {summary}\n\n" + "\n".join(lines)
             + "\n\n")
+
+
+def seed_by_seed(results: dict, model: str, reference: str, condition: str, pooled: float) -> str:
+    """For a pool's line: each seed's own difference (against the reference's same seed where the
+    reference is a pool too) and how many share the pooled sign, because the pooled interval does
+    not carry the spread between tuning runs; "" for other lines."""
+    ours = pools(results).get(model)
+    theirs = pools(results).get(reference, [reference] * len(ours or []))
+    if not ours or len(theirs) != len(ours):
+        return ""
+    intervals = [paired_difference(predictions(results, a), predictions(results, b), condition, "acc")
+                 for a, b in zip(ours, theirs)]
+    if None in intervals:
+        return ""
+    means = [iv["mean"] for iv in intervals]
+    agree = sum((mean > 0) == (pooled > 0) and mean != 0 for mean in means)
+    return (f" Seed by seed: {', '.join(f'{100 * m:+.1f}' for m in means)} ({agree} of {len(means)} share the pooled "
+            "sign).")
 
 
 def wall_times(results: dict, seconds: float) -> str:

@@ -83,7 +83,8 @@ def read_results(path) -> dict:
 
 
 def check_extras(results: dict, where: str) -> None:
-    """The optional fields comparisons, curves and pools name models of the file (a comparison: or pools)."""
+    """The optional fields comparisons, curves and pools name models of the file (a comparison may
+    also name a pool)."""
     groups = results.get("pools", {})
     if not (isinstance(groups, dict) and all(isinstance(members, list) and len(members) >= 2
                                              and all(m in results["models"] for m in members)

@@ -97,16 +97,18 @@ def confusion(records: list[dict]) -> list[list[int]] | None:
 
 
 def mean_records(models: list[list[dict]]) -> list[dict]:
-    """One record per prompt that every model scored (matched by id), each metric that all of them
-    measured averaged over them: a row tuned with several seeds, compared as one."""
+    """One record per prompt that every model scored (matched by id): each metric that all of them
+    measured averaged over them, and the fields on which they agree (the prompt's own; a prediction
+    only where every model made it). A row tuned with several seeds, compared as one."""
     by_id = [{r["id"]: r for r in records} for records in models]
     merged = []
     for key, first in by_id[0].items():
         records = [scored[key] for scored in by_id if key in scored]
         if len(records) == len(by_id):
             shared = set.intersection(*(set(r["metrics"]) for r in records))
-            merged.append({**first, "metrics": {m: sum(r["metrics"][m] for r in records) / len(records)
-                                                for m in sorted(shared)}})
+            agreed = {field: value for field, value in first.items() if all(r.get(field) == value for r in records)}
+            merged.append({**agreed, "metrics": {m: sum(r["metrics"][m] for r in records) / len(records)
+                                                 for m in sorted(shared)}})
     return merged
 
 

@@ -84,8 +84,12 @@ def test_a_pool_compares_as_the_per_prompt_mean_of_its_seeds():
                for i in (0, 1)]
     both = paired_difference(pooled, predictions(results, "c"), cond, "acc")
     assert both["mean"] == pytest.approx(sum(by_seed) / 2) and both["n"] == 2 * 4 * 2
-    differences = {line.split(",")[0] for line in verdicts(results, 3.0).splitlines() if line.startswith("- ")}
-    assert differences == {"- s − base", "- c − base", "- s − c"}  # a pooled seed's own difference: in the table
+    lines = [line for line in verdicts(results, 3.0).splitlines() if line.startswith("- ")]
+    assert {line.split(",")[0] for line in lines} == {"- s − base", "- c − base", "- s − c"}  # a seed's own: the table
+    seeds = next(line for line in lines if line.startswith("- s − c, ✗✗")).split(" Seed by seed: ")[1]
+    assert seeds.startswith(f"{100 * by_seed[0]:+.1f}, {100 * by_seed[1]:+.1f} (")
+    assert re.search(r"\(\d of 2 share the pooled sign\)\.$", seeds)
+    assert all(" Seed by seed: " in line for line in lines)  # every line here is a pool's
     table = markdown(results).split("### Paired differences")[1].split("acc_norm:")[0]
     assert all(f"| {row} |" in table for row in ("s0 − base", "s − base", "c − base", "s − c"))
 
@@ -93,10 +97,13 @@ def test_a_pool_compares_as_the_per_prompt_mean_of_its_seeds():
 def test_a_prompt_one_seed_did_not_score_is_left_out_of_the_pool():
     from symtune.stats import mean_records
 
-    def records(ids, value):
-        return [{"id": i, "metrics": {"acc": value, "acc_norm": value}} for i in ids]
+    def records(ids, value, prediction="x"):
+        return [{"id": i, "task": "t", "prediction": prediction, "metrics": {"acc": value}} for i in ids]
     merged = mean_records([records("abc", 1.0), records("bc", 0.0), records("cb", 0.5)])
     assert [(r["id"], r["metrics"]["acc"]) for r in merged] == [("b", 0.5), ("c", 0.5)]
+    assert merged[0] == {"id": "b", "task": "t", "prediction": "x", "metrics": {"acc": 0.5}}
+    split = mean_records([records("a", 1.0), records("a", 0.0, prediction="y")])
+    assert split == [{"id": "a", "task": "t", "metrics": {"acc": 0.5}}]  # no model's prediction passes for the pool's
 
 
 # ---- the config: every key checked before any work ------------------------------------------
