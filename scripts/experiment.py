@@ -36,7 +36,7 @@ from symtune.results import (
     predictions,
     rename_models,
 )
-from symtune.stats import paired_difference
+from symtune.stats import paired_cells, paired_difference, paired_mean
 from symtune.suites import SUITES, EvalConfig, eval_config
 from symtune.tasks.registry import load_task_list
 from symtune.tasks.task import class_pairs
@@ -85,10 +85,9 @@ def load_experiment(path) -> Experiment:
     where = str(path)
     exp = from_mapping(Experiment, read_yaml(path) or {}, where, "experiment")
     from_mapping(MixtureConfig, exp.mixture, f"{where}, mixture", "mixture")
-    scored = []  # the names the rows' models go by: a row, or a row's budgets
+    scored = []
     for name, options in exp.rows.items():
-        budgets = row_recipe(exp, name, options or {}, where)[1]
-        scored += [f"{name} @{b}" for b in budgets] or [name]
+        scored += row_models(name, row_recipe(exp, name, options or {}, where)[1])
     check_pools_and_pairs(exp, scored, where)
     for suite, settings in exp.suites.items():
         if suite not in SUITES:
@@ -143,10 +142,13 @@ def tune_row(exp: Experiment, name: str, options: dict, tuning, held_out, out: P
         build_mixture(tuning, folder / "mixture", mix, eval_tasks=[t.name for t in held_out])
     model = ensure_tuned(exp.model, folder / "mixture", folder / "model", recipe)
     seconds = sum(row["seconds"] for row in read_jsonl(model / LOG))
-    if not budgets:
-        return {name: model}, seconds
-    return {f"{name} @{b}": model / "snapshots" / f"step-{b:06d}" if b < budgets[-1] else model
-            for b in budgets}, seconds
+    folders = [model / "snapshots" / f"step-{b:06d}" if b < budgets[-1] else model for b in budgets] or [model]
+    return dict(zip(row_models(name, budgets), folders)), seconds
+
+
+def row_models(name: str, budgets: list[int]) -> list[str]:
+    """The names a row's models go by: the row's, or "name @steps" for each of its budgets."""
+    return [f"{name} @{b}" for b in budgets] or [name]
 
 
 def suite_tasks(exp: Experiment, suite: str, held_out):
@@ -252,11 +254,10 @@ def seed_by_seed(results: dict, model: str, reference: str, condition: str, pool
     theirs = pools(results).get(reference, [reference] * len(ours or []))
     if not ours or len(theirs) != len(ours):
         return ""
-    intervals = [paired_difference(predictions(results, a), predictions(results, b), condition, "acc")
-                 for a, b in zip(ours, theirs)]
-    if None in intervals:
+    means = [paired_mean(paired_cells(predictions(results, a), predictions(results, b), condition, "acc"))
+             for a, b in zip(ours, theirs)]  # the estimates alone: their intervals would go unprinted
+    if None in means:
         return ""
-    means = [iv["mean"] for iv in intervals]
     agree = sum((mean > 0) == (pooled > 0) and mean != 0 for mean in means)
     return (f" Seed by seed: {', '.join(f'{100 * m:+.1f}' for m in means)} ({agree} of {len(means)} share the pooled "
             "sign).")

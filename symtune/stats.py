@@ -123,6 +123,25 @@ def paired_cells(ours: list[dict], theirs: list[dict], condition: str, metric: s
     return {task: dict(seeds) for task, seeds in cells.items()}
 
 
+def task_means(cells: dict[str, dict]) -> dict[str, tuple[float, int]]:
+    """{task: (its mean paired difference over every seed's prompts, how many)}, for the tasks with
+    a paired prompt."""
+    means = {}
+    for task, seeds in cells.items():
+        strata = [np.asarray(diffs, dtype=float) for diffs in seeds.values() if diffs]
+        if strata:
+            size = sum(len(d) for d in strata)
+            means[task] = (sum(d.sum() for d in strata) / size, size)
+    return means
+
+
+def paired_mean(cells: dict[str, dict]) -> float | None:
+    """paired_interval's estimate without its bootstrap: the unweighted mean over tasks of each
+    task's mean paired difference. None when no prompt is paired."""
+    means = task_means(cells)
+    return float(np.mean([m for m, _ in means.values()])) if means else None
+
+
 def paired_interval(cells: dict[str, dict], boot: int = BOOT, seed: int = 0) -> dict | None:
     """Mean paired difference over tasks (unweighted, as the tables' means) and its 95% percentile
     interval from a bootstrap that follows how the prompts were drawn: datasets (a task's family;
@@ -131,18 +150,15 @@ def paired_interval(cells: dict[str, dict], boot: int = BOOT, seed: int = 0) -> 
     variation between tasks, so the interval speaks of tasks like these, not only of these
     prompts; the lowest carries the prompts' own noise, which a handful of tasks would otherwise
     hide. None when no prompt is paired."""
-    rng = np.random.default_rng(seed)
-    means, sums = {}, defaultdict(list)  # per task: (mean, n); per family: its tasks' replicates
-    for task, seeds in cells.items():
-        strata = [np.asarray(diffs, dtype=float) for diffs in seeds.values() if diffs]
-        if not strata:
-            continue
-        size = sum(len(d) for d in strata)
-        means[task] = (sum(d.sum() for d in strata) / size, size)
-        replicates = sum(d[rng.integers(0, len(d), (boot, len(d)))].sum(1) for d in strata) / size
-        sums[family(task)].append(replicates)
+    means = task_means(cells)
     if not means:
         return None
+    rng = np.random.default_rng(seed)
+    sums = defaultdict(list)  # per family: its tasks' replicates
+    for task, (_, size) in means.items():
+        strata = [np.asarray(diffs, dtype=float) for diffs in cells[task].values() if diffs]
+        replicates = sum(d[rng.integers(0, len(d), (boot, len(d)))].sum(1) for d in strata) / size
+        sums[family(task)].append(replicates)
     # a family's replicate sums its drawn tasks; the estimate divides by all drawn tasks, so that
     # families of many tasks weigh as much as in the unweighted mean over tasks
     family_sums = np.stack([resample(np.stack(draws), rng).sum(1) for draws in sums.values()])
@@ -150,7 +166,7 @@ def paired_interval(cells: dict[str, dict], boot: int = BOOT, seed: int = 0) -> 
     picks, columns = draw_indices(rng, len(family_sizes), boot)
     replicates = family_sums[picks, columns].sum(1) / family_sizes[picks].sum(1)
     lo, hi = np.quantile(replicates, [0.025, 0.975])
-    return {"mean": float(np.mean([m for m, _ in means.values()])), "lo": float(lo), "hi": float(hi),
+    return {"mean": paired_mean(cells), "lo": float(lo), "hi": float(hi),
             "n": sum(n for _, n in means.values()), "n_tasks": len(means), "n_families": len(sums)}
 
 
