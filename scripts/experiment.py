@@ -27,16 +27,16 @@ from symtune.mixture import MixtureConfig, build_mixture, check_config, is_built
 from symtune.report import markdown, report, verdict, verdict_line, write_results
 from symtune.results import (
     RESULTS,
+    check_pairable,
     comparisons,
     conditions,
     curves,
     model_run,
     models,
+    paired_difference,
     pools,
-    predictions,
     rename_models,
 )
-from symtune.stats import paired_cells, paired_difference, paired_mean
 from symtune.suites import SUITES, EvalConfig, eval_config
 from symtune.tasks.registry import load_task_list
 from symtune.tasks.task import class_pairs
@@ -115,6 +115,7 @@ def check_pools_and_pairs(exp: Experiment, scored: list[str], where: str) -> Non
             if name not in scored and name not in exp.pools:
                 raise SymtuneError(f"{where}: compare names {name!r}, neither a row's model nor a pool"
                                    f"{did_you_mean(name, scored + list(exp.pools))}")
+        check_pairable(pair, exp.pools, where)
 
 
 def row_recipe(exp: Experiment, name: str, options: dict, where: str = "the config"):
@@ -229,11 +230,10 @@ def verdicts(results: dict, target: float) -> str:
     lines, outcomes = [], []
     for model, reference in pairs:
         for cond in conditions(results):
-            iv = paired_difference(predictions(results, model), predictions(results, reference), cond["name"], "acc")
+            iv = paired_difference(results, model, reference, cond["name"], "acc")
             if iv is None:
                 continue
-            line = verdict_line(model, reference, cond["label"], iv, target)
-            lines.append(f"- {line}{seed_by_seed(results, model, reference, cond['name'], iv['mean'])}")
+            lines.append(f"- {verdict_line(model, reference, cond['label'], iv, target)}{seed_by_seed(iv)}")
             outcomes.append(verdict(iv, target))
     if not lines:
         return ""
@@ -246,17 +246,11 @@ def verdicts(results: dict, target: float) -> str:
             + "\n\n")
 
 
-def seed_by_seed(results: dict, model: str, reference: str, condition: str, pooled: float) -> str:
-    """For a pool's line: each seed's own difference (against the reference's same seed where the
-    reference is a pool too) and how many share the pooled sign, because the pooled interval does
-    not carry the spread between tuning runs; "" for other lines."""
-    ours = pools(results).get(model)
-    theirs = pools(results).get(reference, [reference] * len(ours or []))
-    if not ours or len(theirs) != len(ours):
-        return ""
-    means = [paired_mean(paired_cells(predictions(results, a), predictions(results, b), condition, "acc"))
-             for a, b in zip(ours, theirs)]  # the estimates alone: their intervals would go unprinted
-    if None in means:
+def seed_by_seed(interval: dict) -> str:
+    """For a pool's line: each tuning run's own difference and how many share the pooled sign; ""
+    for a single run's."""
+    means, pooled = interval["runs"], interval["mean"]
+    if len(means) < 2:
         return ""
     agree = sum((mean > 0) == (pooled > 0) and mean != 0 for mean in means)
     return (f" Seed by seed: {', '.join(f'{100 * m:+.1f}' for m in means)} ({agree} of {len(means)} share the pooled "

@@ -17,8 +17,7 @@ from symtune.evaluate import evaluate
 from symtune.mixture import MixtureConfig, build_mixture, is_built, print_mixture_summary
 from symtune.models import cache_dir
 from symtune.report import markdown, report, verdict_line, write_results
-from symtune.results import RESULTS, conditions, predictions
-from symtune.stats import paired_difference
+from symtune.results import RESULTS, conditions, paired_difference
 from symtune.suites import EvalConfig
 from symtune.tasks.registry import load_task_list
 from symtune.train.recipe import DEFAULT_RECIPE, load_recipe
@@ -119,7 +118,7 @@ def run_demo(args) -> None:
 def headline(results: dict, base: str, tuned: str) -> str:
     """The verdict on the headline cell: an effect, a null within the target, or not resolved."""
     cond = next(c for c in conditions(results) if c["name"] == HEADLINE_CELL)
-    interval = paired_difference(predictions(results, tuned), predictions(results, base), HEADLINE_CELL, "acc")
+    interval = paired_difference(results, tuned, base, HEADLINE_CELL, "acc")
     return verdict_line("tuned", "base", cond["label"], interval, HEADLINE_TARGET)
 
 

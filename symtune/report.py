@@ -14,7 +14,7 @@ from symtune import results as res
 from symtune.errors import SymtuneError
 from symtune.io import atomic_write, pyplot, save_figure
 from symtune.results import read_results, save_results
-from symtune.stats import excludes_zero, paired_difference
+from symtune.stats import excludes_zero
 from symtune.validate import check_outputs
 
 METRICS = {  # name -> what the tables call it
@@ -95,7 +95,7 @@ def paired_differences(results: dict, heads: list[str], metrics: list[str]) -> l
 
 
 def delta(results: dict, model: str, base: str, condition: str, metric: str) -> str:
-    interval = paired_difference(res.predictions(results, model), res.predictions(results, base), condition, metric)
+    interval = res.paired_difference(results, model, base, condition, metric)
     if interval is None:
         return "–"
     cell = f"{points(interval['mean'])} [{points(interval['lo'])}, {points(interval['hi'])}]"
@@ -112,18 +112,26 @@ def verdict(interval: dict, target: float) -> str:
         return f"resolved: a null within ±{half:.1f} points"
     # The half-width shrinks about as 1/sqrt(n) only while datasets grow with the prompts: where the
     # datasets differ, more prompts of the same datasets narrow the interval little.
+    # A pool's interval carries the spread between its tuning runs as well, so the runs grow alike.
     scale = (half / target) ** 2
     needed = math.ceil(interval["n"] * scale)
     datasets = math.ceil(interval["n_families"] * scale)
+    runs = tuning_runs(interval)
+    more_runs = f" and {math.ceil(runs * scale)} tuning runs" if runs > 1 else ""
     return (f"not resolved (half-width {half:.1f} > {target:g} points; about {needed} paired prompts over "
-            f"{datasets} datasets would reach it)")
+            f"{datasets} datasets{more_runs} would reach it)")
+
+
+def tuning_runs(interval: dict) -> int:
+    """How many tuning runs a difference averages (a pool's; stats.paired_interval's `runs`)."""
+    return len(interval.get("runs", [None]))
 
 
 def verdict_line(model: str, reference: str, label: str, interval: dict, target: float) -> str:
-    iv = interval
+    iv, runs = interval, tuning_runs(interval)
     return (f"{model} − {reference}, {label}: {100 * iv['mean']:+.1f} [{100 * iv['lo']:+.1f}, {100 * iv['hi']:+.1f}] "
-            f"points, n={iv['n']} prompts in {iv['n_tasks']} tasks of {iv['n_families']} datasets: "
-            f"{verdict(iv, target)}.")
+            f"points, n={iv['n']} prompts in {iv['n_tasks']} tasks of {iv['n_families']} datasets"
+            f"{f', over {runs} tuning runs' if runs > 1 else ''}: {verdict(iv, target)}.")
 
 
 def points(value: float) -> str:
@@ -236,8 +244,7 @@ def budget_series(results: dict, condition: str, metric: str) -> dict[str, list[
     for row, steps_models in res.curves(results).items():
         series[row] = [(0, {"mean": 0.0, "lo": 0.0, "hi": 0.0})]
         for steps, model in steps_models:
-            interval = paired_difference(res.predictions(results, model), res.predictions(results, base), condition,
-                                         metric)
+            interval = res.paired_difference(results, model, base, condition, metric)
             if interval:
                 series[row].append((steps, interval))
     return series

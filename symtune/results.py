@@ -10,7 +10,7 @@ scripts read it through the accessors below, not by paths into it. The layout:
                     predictions [one record per prompt (symtune.judge)]}},
     comparisons [[model, reference], ...], curves {row: [[steps, model], ...]} and pools
     {name: [model, ...]}: optional, from scripts/experiment.py. A comparison may name a pool: a row
-    tuned with several seeds, its records the per-prompt mean of its models'.
+    tuned with several seeds, one run per member (stats.paired_cells pairs two pools run by run).
 
 A CELL is {chance, metrics {metric: {mean, stderr, per_seed}}, and n or n_tasks} (symtune.stats).
 """
@@ -19,7 +19,7 @@ from pathlib import Path
 
 from symtune.errors import SymtuneError
 from symtune.io import read_json, write_json
-from symtune.stats import mean_records
+from symtune.stats import paired_cells, paired_interval
 from symtune.suites import SUITES
 from symtune.validate import Each, check_schema
 
@@ -98,6 +98,7 @@ def check_extras(results: dict, where: str) -> None:
                 and all(m in results["models"] or m in groups for m in pair)):
             raise SymtuneError(f"{where}: field 'comparisons' must hold [model, reference] pairs of its models or "
                                f"pools, got {pair!r:.60}")
+        check_pairable(pair, groups, where)
     curves = results.get("curves", {})
     if not isinstance(curves, dict):
         raise SymtuneError(f"{where}: field 'curves' must be a mapping, got {type(curves).__name__}")
@@ -105,6 +106,14 @@ def check_extras(results: dict, where: str) -> None:
         if not (isinstance(points, list) and all(isinstance(p, list) and len(p) == 2 and isinstance(p[0], int)
                                                  and p[1] in results["models"] for p in points)):
             raise SymtuneError(f"{where}: field 'curves.{row}' must hold [steps, model] pairs of its models")
+
+
+def check_pairable(pair, groups: dict, where: str) -> None:
+    """Two pools compared run by run hold as many runs (a pool against one model is paired with it)."""
+    sizes = [len(groups.get(m, [m])) for m in pair]
+    if 1 not in sizes and sizes[0] != sizes[1]:
+        raise SymtuneError(f"{where}: {pair[0]!r} ({sizes[0]} runs) and {pair[1]!r} ({sizes[1]} runs) cannot be "
+                           "paired run by run; compare pools of as many runs, or each run on its own")
 
 
 # ---- reading -----------------------------------------------------------------------------
@@ -124,13 +133,15 @@ def conditions(results: dict) -> list[dict]:
     return results["conditions"]
 
 
-def predictions(results: dict, model: str) -> list[dict]:
-    """`model`'s per-prompt records (symtune.judge), as symtune.stats.paired_difference takes them; a
-    pool's are its models' records averaged prompt by prompt."""
-    members = pools(results).get(model)
-    if members is None:
-        return results["models"][model]["predictions"]
-    return mean_records([results["models"][m]["predictions"] for m in members])
+def runs(results: dict, model: str) -> list[list[dict]]:
+    """`model`'s per-prompt records (symtune.judge) per tuning run: its own, or each member's of a pool."""
+    return [results["models"][m]["predictions"] for m in pools(results).get(model, [model])]
+
+
+def paired_difference(results: dict, model: str, reference: str, condition: str, metric: str) -> dict | None:
+    """`model` − `reference` in one condition, prompt by prompt, with its interval
+    (symtune.stats.paired_interval); a pool is its members' runs."""
+    return paired_interval(paired_cells(runs(results, model), runs(results, reference), condition, metric))
 
 
 def condition_results(results: dict, model: str, condition: str) -> dict | None:

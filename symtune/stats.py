@@ -96,50 +96,42 @@ def confusion(records: list[dict]) -> list[list[int]] | None:
     return counts
 
 
-def mean_records(models: list[list[dict]]) -> list[dict]:
-    """One record per prompt that every model scored (matched by id): each metric that all of them
-    measured averaged over them, and the fields on which they agree (the prompt's own; a prediction
-    only where every model made it). A row tuned with several seeds, compared as one."""
-    by_id = [{r["id"]: r for r in records} for records in models]
-    merged = []
-    for key, first in by_id[0].items():
-        records = [scored[key] for scored in by_id if key in scored]
-        if len(records) == len(by_id):
-            shared = set.intersection(*(set(r["metrics"]) for r in records))
-            agreed = {field: value for field, value in first.items() if all(r.get(field) == value for r in records)}
-            merged.append({**agreed, "metrics": {m: sum(r["metrics"][m] for r in records) / len(records)
-                                                 for m in sorted(shared)}})
-    return merged
-
-
-def paired_cells(ours: list[dict], theirs: list[dict], condition: str, metric: str) -> dict[str, dict]:
-    """{task: {seed: [per-prompt difference]}} of one condition: our metric minus theirs on the
-    same prompt (records matched by id). A prompt only one side scored is left out."""
-    base = {r["id"]: r["metrics"][metric] for r in theirs if r["condition"] == condition and metric in r["metrics"]}
+def paired_cells(ours: list[list[dict]], theirs: list[list[dict]], condition: str, metric: str) -> dict[str, dict]:
+    """{task: {seed: [each prompt's differences, one per tuning run]}} of one condition: our metric
+    minus theirs on the same prompt (records matched by id). Each side is a list of runs, a model's
+    records each: one, or one per seed of a row tuned with several. Run i of ours pairs with run i
+    of theirs, or with theirs' only run (and the other way round). A prompt that not every run
+    scored is left out."""
+    if len(ours) != len(theirs) and 1 not in (len(ours), len(theirs)):
+        raise ValueError(f"cannot pair {len(ours)} tuning runs with {len(theirs)}")
+    size = max(len(ours), len(theirs))
+    scores = lambda records: {r["id"]: r["metrics"][metric] for r in records  # noqa: E731
+                              if r["condition"] == condition and metric in r["metrics"]}
+    a, b = [scores(r) for r in ours] * (size // len(ours)), [scores(r) for r in theirs] * (size // len(theirs))
     cells = defaultdict(lambda: defaultdict(list))
-    for r in ours:
-        if r["condition"] == condition and metric in r["metrics"] and r["id"] in base:
-            cells[r["task"]][r["seed"]].append(r["metrics"][metric] - base[r["id"]])
+    for r in ours[0]:
+        key = r["id"]
+        if r["condition"] == condition and all(key in run for run in a + b):
+            cells[r["task"]][r["seed"]].append([x[key] - y[key] for x, y in zip(a, b)])
     return {task: dict(seeds) for task, seeds in cells.items()}
 
 
-def task_means(cells: dict[str, dict]) -> dict[str, tuple[float, int]]:
-    """{task: (its mean paired difference over every seed's prompts, how many)}, for the tasks with
-    a paired prompt."""
+def by_runs(diffs) -> np.ndarray:
+    """A stratum's paired differences as (prompts, runs): a flat list is a single run's."""
+    d = np.asarray(diffs, dtype=float)
+    return d.reshape(len(d), -1)
+
+
+def task_means(cells: dict[str, dict]) -> dict[str, tuple[np.ndarray, int]]:
+    """{task: (its mean paired difference over every seed's prompts, per tuning run; how many
+    prompts)}, for the tasks with a paired prompt."""
     means = {}
     for task, seeds in cells.items():
-        strata = [np.asarray(diffs, dtype=float) for diffs in seeds.values() if diffs]
+        strata = [by_runs(diffs) for diffs in seeds.values() if len(diffs)]
         if strata:
             size = sum(len(d) for d in strata)
-            means[task] = (sum(d.sum() for d in strata) / size, size)
+            means[task] = (sum(d.sum(0) for d in strata) / size, size)
     return means
-
-
-def paired_mean(cells: dict[str, dict]) -> float | None:
-    """paired_interval's estimate without its bootstrap: the unweighted mean over tasks of each
-    task's mean paired difference. None when no prompt is paired."""
-    means = task_means(cells)
-    return float(np.mean([m for m, _ in means.values()])) if means else None
 
 
 def paired_interval(cells: dict[str, dict], boot: int = BOOT, seed: int = 0) -> dict | None:
@@ -149,14 +141,17 @@ def paired_interval(cells: dict[str, dict], boot: int = BOOT, seed: int = 0) -> 
     with replacement, then each seed's prompts with replacement. The upper levels carry the
     variation between tasks, so the interval speaks of tasks like these, not only of these
     prompts; the lowest carries the prompts' own noise, which a handful of tasks would otherwise
-    hide. None when no prompt is paired."""
+    hide. Where the differences come in several tuning runs (paired_cells), the estimate is their
+    mean, and each replicate also draws the runs with replacement, on the same prompts, so that
+    the interval carries the spread between tuning runs too; `runs` holds each run's estimate.
+    None when no prompt is paired."""
     means = task_means(cells)
     if not means:
         return None
     rng = np.random.default_rng(seed)
-    sums = defaultdict(list)  # per family: its tasks' replicates
+    sums = defaultdict(list)  # per family: its tasks' replicates, (boot, runs) each
     for task, (_, size) in means.items():
-        strata = [np.asarray(diffs, dtype=float) for diffs in cells[task].values() if diffs]
+        strata = [by_runs(diffs) for diffs in cells[task].values() if len(diffs)]
         replicates = sum(d[rng.integers(0, len(d), (boot, len(d)))].sum(1) for d in strata) / size
         sums[family(task)].append(replicates)
     # a family's replicate sums its drawn tasks; the estimate divides by all drawn tasks, so that
@@ -164,25 +159,24 @@ def paired_interval(cells: dict[str, dict], boot: int = BOOT, seed: int = 0) -> 
     family_sums = np.stack([resample(np.stack(draws), rng).sum(1) for draws in sums.values()])
     family_sizes = np.array([len(draws) for draws in sums.values()], dtype=float)
     picks, columns = draw_indices(rng, len(family_sizes), boot)
-    replicates = family_sums[picks, columns].sum(1) / family_sizes[picks].sum(1)
-    lo, hi = np.quantile(replicates, [0.025, 0.975])
-    return {"mean": paired_mean(cells), "lo": float(lo), "hi": float(hi),
+    replicates = family_sums[picks, columns].sum(1) / family_sizes[picks].sum(1, keepdims=True)
+    runs = replicates.shape[1]
+    if runs > 1:
+        replicates = np.take_along_axis(replicates, rng.integers(0, runs, (boot, runs)), 1)
+    lo, hi = np.quantile(replicates.mean(1), [0.025, 0.975])
+    per_run = np.mean([m for m, _ in means.values()], axis=0)
+    return {"mean": float(per_run.mean()), "lo": float(lo), "hi": float(hi), "runs": per_run.tolist(),
             "n": sum(n for _, n in means.values()), "n_tasks": len(means), "n_families": len(sums)}
 
 
 def resample(draws: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """(boot, members) replicates of a level: member j of replicate b is a member drawn with
-    replacement, taken at a random one of its own replicates."""
-    return draws[draw_indices(rng, *draws.shape)]
+    """(boot, members, runs) replicates of a level from (members, boot, runs): member j of
+    replicate b is a member drawn with replacement, taken at a random one of its own replicates."""
+    return draws[draw_indices(rng, *draws.shape[:2])]
 
 
 def draw_indices(rng: np.random.Generator, members: int, boot: int) -> tuple[np.ndarray, np.ndarray]:
     return rng.integers(0, members, (boot, members)), rng.integers(0, boot, (boot, members))
-
-
-def paired_difference(ours: list[dict], theirs: list[dict], condition: str, metric: str) -> dict | None:
-    """paired_interval of two models' records (their results' "predictions") in one condition."""
-    return paired_interval(paired_cells(ours, theirs, condition, metric))
 
 
 def excludes_zero(interval: dict, tolerance: float = 1e-9) -> bool:

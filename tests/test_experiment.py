@@ -63,47 +63,47 @@ def test_budget_curves_and_verdicts_name_each_rows_last_budget_and_the_compariso
                                                   line)
 
 
-def test_a_pool_compares_as_the_per_prompt_mean_of_its_seeds():
+def test_a_pool_compares_as_the_mean_of_its_seeds_with_their_spread_in_the_interval():
     from experiment import verdicts
     from test_report import fake_results
 
     from symtune.report import markdown
-    from symtune.results import predictions
-    from symtune.stats import paired_difference
+    from symtune.results import paired_difference, runs
 
     results = fake_results("grid", models=("base", "s0", "s1", "c0", "c1"))
     results["pools"] = {"s": ["s0", "s1"], "c": ["c0", "c1"]}
     results["comparisons"] = [["s", "c"]]
-    pooled = predictions(results, "s")
-    assert len(pooled) == len(predictions(results, "s0"))
-    one = {r["id"]: r["metrics"]["acc"] for r in predictions(results, "s0")}
-    other = {r["id"]: r["metrics"]["acc"] for r in predictions(results, "s1")}
-    assert all(r["metrics"]["acc"] == (one[r["id"]] + other[r["id"]]) / 2 for r in pooled)
+    assert runs(results, "s") == [results["models"][m]["predictions"] for m in ("s0", "s1")]
+    assert runs(results, "s0") == [results["models"]["s0"]["predictions"]]
     cond = "noinstr-symbols"
-    by_seed = [paired_difference(predictions(results, f"s{i}"), predictions(results, f"c{i}"), cond, "acc")["mean"]
-               for i in (0, 1)]
-    both = paired_difference(pooled, predictions(results, "c"), cond, "acc")
+    by_seed = [paired_difference(results, f"s{i}", f"c{i}", cond, "acc")["mean"] for i in (0, 1)]
+    both = paired_difference(results, "s", "c", cond, "acc")
     assert both["mean"] == pytest.approx(sum(by_seed) / 2) and both["n"] == 2 * 4 * 2
+    assert both["runs"] == pytest.approx(by_seed)
+    against_base = paired_difference(results, "s", "base", cond, "acc")["runs"]
+    assert against_base == pytest.approx([paired_difference(results, f"s{i}", "base", cond, "acc")["mean"]
+                                          for i in (0, 1)])
     lines = [line for line in verdicts(results, 3.0).splitlines() if line.startswith("- ")]
     assert {line.split(",")[0] for line in lines} == {"- s − base", "- c − base", "- s − c"}  # a seed's own: the table
     seeds = next(line for line in lines if line.startswith("- s − c, ✗✗")).split(" Seed by seed: ")[1]
     assert seeds.startswith(f"{100 * by_seed[0]:+.1f}, {100 * by_seed[1]:+.1f} (")
     assert re.search(r"\(\d of 2 share the pooled sign\)\.$", seeds)
-    assert all(" Seed by seed: " in line for line in lines)  # every line here is a pool's
+    assert all(" Seed by seed: " in line and " datasets, over 2 tuning runs: " in line for line in lines)  # pools
     table = markdown(results).split("### Paired differences")[1].split("acc_norm:")[0]
     assert all(f"| {row} |" in table for row in ("s0 − base", "s − base", "c − base", "s − c"))
 
 
-def test_a_prompt_one_seed_did_not_score_is_left_out_of_the_pool():
-    from symtune.stats import mean_records
+def test_pools_of_different_sizes_are_not_compared_run_by_run(tmp_path):
+    from test_report import fake_results
 
-    def records(ids, value, prediction="x"):
-        return [{"id": i, "task": "t", "prediction": prediction, "metrics": {"acc": value}} for i in ids]
-    merged = mean_records([records("abc", 1.0), records("bc", 0.0), records("cb", 0.5)])
-    assert [(r["id"], r["metrics"]["acc"]) for r in merged] == [("b", 0.5), ("c", 0.5)]
-    assert merged[0] == {"id": "b", "task": "t", "prediction": "x", "metrics": {"acc": 0.5}}
-    split = mean_records([records("a", 1.0), records("a", 0.0, prediction="y")])
-    assert split == [{"id": "a", "task": "t", "metrics": {"acc": 0.5}}]  # no model's prediction passes for the pool's
+    from symtune.results import read_results, save_results
+
+    results = fake_results("grid", models=("base", "s0", "s1", "c0", "c1", "c2"))
+    results["pools"] = {"s": ["s0", "s1"], "c": ["c0", "c1", "c2"]}
+    results["comparisons"] = [["s", "base"], ["s", "c"]]
+    save_results(results, tmp_path)
+    with pytest.raises(SymtuneError, match=r"'s' \(2 runs\) and 'c' \(3 runs\) cannot be paired run by run"):
+        read_results(tmp_path / "results.json")
 
 
 # ---- the config: every key checked before any work ------------------------------------------
@@ -150,6 +150,8 @@ def write_config(tmp_path, text: str) -> Path:
     ("compare: [[symbol-tuned]]", r"compare holds \[model, reference\] pairs, got \['symbol-tuned'\]"),
     ("pools: {s: [symbol-tuned]}", r"pool 's' must list two or more of the rows' models"),
     ("pools: {s: [symbol-tuned, symbol-tuned @50]}", r"pool 's' must list two or more of the rows' models"),
+    ("{rows: {a: {}, b: {}, c: {}}, pools: {s: [a, b], t: [a, b, c]}, compare: [[s, a], [s, t]]}",
+     r"'s' \(2 runs\) and 't' \(3 runs\) cannot be paired run by run"),
 ])
 def test_a_misspelt_or_ill_typed_key_is_refused_before_any_work(tmp_path, monkeypatch, text, needle):
     import experiment

@@ -154,7 +154,7 @@ def test_bar_plots_draw_chance_for_ranking_metrics_only(metric, lines):
 def test_paired_differences_pair_identical_prompts_with_an_interval():
     results = fake_results("grid")
     base, tuned = (results["models"][m]["predictions"] for m in ("base", "tuned"))
-    cells = paired_cells(tuned, base, "noinstr-symbols", "acc")
+    cells = paired_cells([tuned], [base], "noinstr-symbols", "acc")
     interval = paired_interval(cells)
     text = markdown(results).split("### Paired differences on identical prompts")[1].split("###")[0]
     row = text.split("acc:")[1].split("| tuned − base |")[1].splitlines()[0]
@@ -193,7 +193,7 @@ def test_a_budget_curve_plots_each_rows_difference_from_base_against_steps(tmp_p
     (row, series), = budget_series(results, "noinstr-symbols", "acc").items()
     assert row == "tuned" and [steps for steps, _ in series] == [0, 2, 4] and series[0][1]["mean"] == 0.0
     ours, base = results["models"]["tuned @4"]["predictions"], results["models"]["base"]["predictions"]
-    assert series[2][1] == paired_interval(paired_cells(ours, base, "noinstr-symbols", "acc"))
+    assert series[2][1] == paired_interval(paired_cells([ours], [base], "noinstr-symbols", "acc"))
 
 
 def test_verdict_names_an_effect_a_tight_null_or_the_size_that_would_resolve():
@@ -204,3 +204,5 @@ def test_verdict_names_an_effect_a_tight_null_or_the_size_that_would_resolve():
     # half-width 5 points at n=400: n grows by (5/3)^2 to reach 3 points
     assert verdict({"mean": 0.02, "lo": -0.03, "hi": 0.07, "n": 400, "n_families": 3}, 3.0) == (
         "not resolved (half-width 5.0 > 3 points; about 1112 paired prompts over 9 datasets would reach it)")
+    pooled = {"mean": 0.02, "lo": -0.03, "hi": 0.07, "n": 400, "n_families": 3, "runs": [0.01, 0.02, 0.03]}
+    assert verdict(pooled, 3.0).endswith("over 9 datasets and 9 tuning runs would reach it)")

@@ -15,9 +15,33 @@ def records(values: dict) -> list[dict]:
 def test_paired_cells_match_prompts_by_id_not_by_position():
     ours = records({("a", 0): [1.0, 0.0, 1.0]})
     theirs = list(reversed(records({("a", 0): [0.0, 0.0, 1.0]})))
-    assert paired_cells(ours, theirs, "c", "acc") == {"a": {0: [1.0, 0.0, 0.0]}}
-    assert paired_cells(ours, theirs[:1], "c", "acc") == {"a": {0: [0.0]}}  # an unpaired prompt is left out
-    assert paired_cells(ours, theirs, "other", "acc") == {}
+    assert paired_cells([ours], [theirs], "c", "acc") == {"a": {0: [[1.0], [0.0], [0.0]]}}
+    assert paired_cells([ours], [theirs[:1]], "c", "acc") == {"a": {0: [[0.0]]}}  # an unpaired prompt is left out
+    assert paired_cells([ours], [theirs], "other", "acc") == {}
+
+
+def test_tuning_runs_pair_run_by_run_or_with_a_single_run():
+    runs = [records({("a", 0): values}) for values in ([1.0, 0.0, 1.0], [0.0, 0.0, 1.0], [1.0, 1.0, 1.0])]
+    assert paired_cells(runs[:2], runs[1:], "c", "acc") == {"a": {0: [[1.0, -1.0], [0.0, -1.0], [0.0, 0.0]]}}
+    assert paired_cells(runs[:2], runs[2:], "c", "acc") == {"a": {0: [[0.0, -1.0], [-1.0, -1.0], [0.0, 0.0]]}}
+    assert paired_cells(runs[2:], runs[:2], "c", "acc") == {"a": {0: [[0.0, 1.0], [1.0, 1.0], [0.0, 0.0]]}}
+    assert paired_cells(runs[:2], [runs[2][1:]], "c", "acc") == {"a": {0: [[-1.0, -1.0], [0.0, 0.0]]}}
+    assert paired_cells([runs[0][:2], runs[1]], runs[1:], "c", "acc") == {"a": {0: [[1.0, -1.0], [0.0, -1.0]]}}
+    with pytest.raises(ValueError, match="cannot pair 2 tuning runs with 3"):
+        paired_cells(runs[:2], runs, "c", "acc")
+
+
+def test_several_tuning_runs_give_their_mean_and_an_interval_that_carries_their_spread():
+    # every prompt of a run agrees, the runs disagree: on these prompts alone the interval would be a point
+    cells = {f"t{i}": {0: [[0.3, -0.1, 0.1, 0.2, 0.0]] * 30} for i in range(10)}
+    interval = paired_interval(cells)
+    assert interval["mean"] == pytest.approx(0.1) and interval["runs"] == pytest.approx([0.3, -0.1, 0.1, 0.2, 0.0])
+    assert interval["lo"] < 0.05 and interval["hi"] > 0.15  # about ±1.96 * 0.141 / sqrt(5)
+    one_run = {task: {0: [[row[0]] for row in seeds[0]]} for task, seeds in cells.items()}
+    assert paired_interval(one_run)["lo"] == pytest.approx(0.3) and paired_interval(one_run)["runs"] == [
+        pytest.approx(0.3)]
+    flat = {task: {0: [row[0] for row in seeds[0]]} for task, seeds in cells.items()}
+    assert paired_interval(flat) == paired_interval(one_run)  # a flat list is one run
 
 
 def test_the_estimate_is_the_unweighted_mean_over_tasks():
