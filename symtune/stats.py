@@ -13,6 +13,7 @@ import statistics
 from collections import defaultdict
 
 import numpy as np
+from scipy.stats import t as student_t
 
 from symtune.suites import Condition, Item
 from symtune.tasks.task import family
@@ -160,13 +161,21 @@ def paired_interval(cells: dict[str, dict], boot: int = BOOT, seed: int = 0) -> 
     family_sizes = np.array([len(draws) for draws in sums.values()], dtype=float)
     picks, columns = draw_indices(rng, len(family_sizes), boot)
     replicates = family_sums[picks, columns].sum(1) / family_sizes[picks].sum(1, keepdims=True)
-    runs = replicates.shape[1]
-    if runs > 1:
-        replicates = np.take_along_axis(replicates, rng.integers(0, runs, (boot, runs)), 1)
-    lo, hi = np.quantile(replicates.mean(1), [0.025, 0.975])
+    centre, runs = replicates.mean(1), replicates.shape[1]
+    if runs > 1:  # the runs too, with replacement, on the replicate's own prompts
+        drawn = np.take_along_axis(replicates, rng.integers(0, runs, (boot, runs)), 1).mean(1)
+        centre += run_scale(runs) * (drawn - centre)
+    lo, hi = np.quantile(centre, [0.025, 0.975])
     per_run = np.mean([m for m, _ in means.values()], axis=0)
     return {"mean": float(per_run.mean()), "lo": float(lo), "hi": float(hi), "runs": per_run.tolist(),
             "n": sum(n for _, n in means.values()), "n_tasks": len(means), "n_families": len(sums)}
+
+
+def run_scale(runs: int) -> float:
+    """What a bootstrap over a few tuning runs' deviations is scaled by so that it spans what a t
+    interval over them would: it sees their plug-in spread, (runs - 1) / runs of the unbiased
+    variance, with normal tails where runs - 1 degrees of freedom have a t distribution's."""
+    return math.sqrt(runs / (runs - 1)) * float(student_t.ppf(0.975, runs - 1)) / Z95
 
 
 def resample(draws: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -1,5 +1,6 @@
 import math
 import random
+import statistics
 
 import pytest
 
@@ -36,7 +37,8 @@ def test_several_tuning_runs_give_their_mean_and_an_interval_that_carries_their_
     cells = {f"t{i}": {0: [[0.3, -0.1, 0.1, 0.2, 0.0]] * 30} for i in range(10)}
     interval = paired_interval(cells)
     assert interval["mean"] == pytest.approx(0.1) and interval["runs"] == pytest.approx([0.3, -0.1, 0.1, 0.2, 0.0])
-    assert interval["lo"] < 0.05 and interval["hi"] > 0.15  # about ±1.96 * 0.141 / sqrt(5)
+    t_half = 2.776 * statistics.stdev([0.3, -0.1, 0.1, 0.2, 0.0]) / math.sqrt(5)  # t, 4 degrees of freedom
+    assert (interval["hi"] - interval["lo"]) / 2 == pytest.approx(t_half, rel=0.15)  # not the plain bootstrap's 0.12
     one_run = {task: {0: [[row[0]] for row in seeds[0]]} for task, seeds in cells.items()}
     assert paired_interval(one_run)["lo"] == pytest.approx(0.3) and paired_interval(one_run)["runs"] == [
         pytest.approx(0.3)]
