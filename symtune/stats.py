@@ -1,6 +1,7 @@
 """Statistics of evaluation results: means with standard errors, the per-condition aggregates of
-a results file, and paired differences between two models with 95% intervals from a bootstrap
-over datasets, their tasks and each seed's prompts.
+a results file, and paired differences between two models (or two rows tuned with several seeds)
+with 95% intervals from a bootstrap over datasets, their tasks, each seed's prompts and the
+tuning runs.
 
 Aggregation: a task's accuracy per seed, its mean and standard error over seeds; the
 unweighted mean over tasks per seed, and its mean and standard error over seeds.
@@ -106,15 +107,19 @@ def paired_cells(ours: list[list[dict]], theirs: list[list[dict]], condition: st
     if len(ours) != len(theirs) and 1 not in (len(ours), len(theirs)):
         raise ValueError(f"cannot pair {len(ours)} tuning runs with {len(theirs)}")
     size = max(len(ours), len(theirs))
-    scores = lambda records: {r["id"]: r["metrics"][metric] for r in records  # noqa: E731
-                              if r["condition"] == condition and metric in r["metrics"]}
-    a, b = [scores(r) for r in ours] * (size // len(ours)), [scores(r) for r in theirs] * (size // len(theirs))
+    a = [scores(records, condition, metric) for records in ours] * (size // len(ours))
+    b = [scores(records, condition, metric) for records in theirs] * (size // len(theirs))
     cells = defaultdict(lambda: defaultdict(list))
     for r in ours[0]:
         key = r["id"]
         if r["condition"] == condition and all(key in run for run in a + b):
             cells[r["task"]][r["seed"]].append([x[key] - y[key] for x, y in zip(a, b)])
     return {task: dict(seeds) for task, seeds in cells.items()}
+
+
+def scores(records: list[dict], condition: str, metric: str) -> dict:
+    """{prompt id: metric} of one model's records in one condition."""
+    return {r["id"]: r["metrics"][metric] for r in records if r["condition"] == condition and metric in r["metrics"]}
 
 
 def by_runs(diffs) -> np.ndarray:
