@@ -135,7 +135,8 @@ def verdict_line(model: str, reference: str, label: str, interval: dict, target:
 
 
 def points(value: float) -> str:
-    return f"{round(100 * value, 1) + 0.0:+.1f}"  # + 0.0 turns a rounding residue's -0.0 into 0.0
+    # a floating-point residue prints as +0.0; a real value keeps its sign, even where it rounds to 0.0
+    return f"{100 * value:+.1f}" if abs(value) > 1e-9 else "+0.0"
 
 
 def fmt_chance(level: float | None) -> str:

@@ -9,7 +9,7 @@ from symtune.errors import SymtuneError
 from symtune.evaluate import model_results, new_results
 from symtune.io import read_jsonl, write_json
 from symtune.lmeval_export import export_suite
-from symtune.report import delta, markdown, report, write_results
+from symtune.report import delta, markdown, points, report, write_results
 from symtune.stats import paired_cells, paired_interval
 from symtune.suites import EvalConfig, build_items
 from symtune.tasks.task import Example, Task
@@ -180,6 +180,7 @@ def test_a_difference_whose_interval_excludes_zero_is_bold_and_a_residue_is_not_
     assert between(model([1.0] * 9), model([0.0] * 9)) == "**+100.0 [+100.0, +100.0]** n=9"
     assert between(model([0.1 + 0.2] * 9), model([0.3] * 9)) == "+0.0 [+0.0, +0.0] n=9"  # not -0.0
     assert between(model([1.0] * 9), {"predictions": []}) == "–"
+    assert points(-0.0004) == "-0.0" and points(0.0004) == "+0.0" and points(-1e-17) == "+0.0"
 
 
 def test_a_budget_curve_plots_each_rows_difference_from_base_against_steps(tmp_path):
