@@ -14,6 +14,7 @@ import statistics
 from collections import defaultdict
 
 import numpy as np
+from scipy.stats import t as student_t
 
 from symtune.suites import Condition, Item
 from symtune.tasks.task import family
@@ -179,11 +180,7 @@ def run_scale(runs: int) -> float:
     """What a bootstrap over a few tuning runs' deviations is scaled by so that it spans what a t
     interval over them would: it sees their plug-in spread, (runs - 1) / runs of the unbiased
     variance, with normal tails where runs - 1 degrees of freedom have a t distribution's."""
-    # imported here: with scipy imported at the top, `symtune data build` did not stop on SIGINT
-    # (tests/test_hostile.py; cause not found), and commands that pool no runs need not load it
-    from scipy.stats import t
-
-    return math.sqrt(runs / (runs - 1)) * float(t.ppf(0.975, runs - 1)) / Z95
+    return math.sqrt(runs / (runs - 1)) * float(student_t.ppf(0.975, runs - 1)) / Z95
 
 
 def resample(draws: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -339,6 +339,12 @@ def test_schema_names_the_field():
 # ---- signals (subprocess: a real signal to a real process) ---------------------------------
 
 
+def default_sigint():
+    """A child's SIGINT as in a terminal: a suite started in the background (`cmd &`) ignores SIGINT,
+    and a child that inherits the ignore would never see the signal under test."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def slow_build(tmp_path):
     """A `data build` subprocess that runs for a while; returns (process, its --out)."""
     folder = task_folder(tmp_path / "F", train=rows(400))
@@ -346,7 +352,7 @@ def slow_build(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "symtune.cli", "data", "build", "--tasks", str(folder), "--out",
                              str(out), "--n", "2000000"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=default_sigint)
     deadline = time.monotonic() + 120
     while not list(out.glob(".train.jsonl.*.tmp")):  # wait until it writes its temp file
         assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
