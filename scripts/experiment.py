@@ -60,8 +60,8 @@ class Experiment:
     recipe_overrides: list[str] = knob([], "recipe KEY=VALUE overrides of every row")
     mixture: dict = knob({}, "MixtureConfig fields of every row's mixture")
     bigbench: list[str] = knob([], "BIG-bench task specs the algorithmic suite evaluates")
-    pools: dict = knob({}, "{name: [rows]}: one row tuned with several seeds, compared as the per-prompt mean of "
-                           "its rows")
+    pools: dict = knob({}, "{name: [rows]}: one row tuned with several seeds, compared as one: the mean of its "
+                           "runs' paired differences, their spread in the interval")
     compare: list[list[str]] = knob([], "pairs of rows or pools whose paired differences each suite's verdicts give")
     target_half_width: float = knob(3.0, "a null is resolved when its interval's half-width is at most this "
                                          "(accuracy points)", above=0.0)

@@ -128,18 +128,6 @@ def by_runs(diffs) -> np.ndarray:
     return d.reshape(len(d), -1)
 
 
-def task_means(cells: dict[str, dict]) -> dict[str, tuple[np.ndarray, int]]:
-    """{task: (its mean paired difference over every seed's prompts, per tuning run; how many
-    prompts)}, for the tasks with a paired prompt."""
-    means = {}
-    for task, seeds in cells.items():
-        strata = [by_runs(diffs) for diffs in seeds.values() if len(diffs)]
-        if strata:
-            size = sum(len(d) for d in strata)
-            means[task] = (sum(d.sum(0) for d in strata) / size, size)
-    return means
-
-
 def paired_interval(cells: dict[str, dict], boot: int = BOOT, seed: int = 0) -> dict | None:
     """Mean paired difference over tasks (unweighted, as the tables' means) and its 95% percentile
     interval from a bootstrap that follows how the prompts were drawn: datasets (a task's family;
@@ -151,15 +139,18 @@ def paired_interval(cells: dict[str, dict], boot: int = BOOT, seed: int = 0) -> 
     mean, and each replicate also draws the runs with replacement, on the same prompts, so that
     the interval carries the spread between tuning runs too; `runs` holds each run's estimate.
     None when no prompt is paired."""
-    means = task_means(cells)
-    if not means:
-        return None
     rng = np.random.default_rng(seed)
-    sums = defaultdict(list)  # per family: its tasks' replicates, (boot, runs) each
-    for task, (_, size) in means.items():
-        strata = [by_runs(diffs) for diffs in cells[task].values() if len(diffs)]
+    means, sums = {}, defaultdict(list)  # per task: (mean per run, n); per family: its tasks' (boot, runs) replicates
+    for task, seeds in cells.items():
+        strata = [by_runs(diffs) for diffs in seeds.values() if len(diffs)]
+        if not strata:
+            continue
+        size = sum(len(d) for d in strata)
+        means[task] = (sum(d.sum(0) for d in strata) / size, size)
         replicates = sum(d[rng.integers(0, len(d), (boot, len(d)))].sum(1) for d in strata) / size
         sums[family(task)].append(replicates)
+    if not means:
+        return None
     # a family's replicate sums its drawn tasks; the estimate divides by all drawn tasks, so that
     # families of many tasks weigh as much as in the unweighted mean over tasks
     family_sums = np.stack([resample(np.stack(draws), rng).sum(1) for draws in sums.values()])
