@@ -12,10 +12,12 @@ gathers. Every number there comes from this script.
 
 import argparse
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
+import torch
 import yaml
 
 from symtune.config import check_keys, did_you_mean, from_mapping, knob
@@ -24,6 +26,7 @@ from symtune.errors import SymtuneError
 from symtune.evaluate import evaluate
 from symtune.io import atomic_write, read_jsonl, read_yaml
 from symtune.mixture import MixtureConfig, build_mixture, check_config, is_built
+from symtune.models import load_tokenizer, resolve_model
 from symtune.report import markdown, report, verdict, verdict_line, write_results
 from symtune.results import (
     RESULTS,
@@ -44,6 +47,7 @@ from symtune.train.loop import LOG, ensure_tuned
 from symtune.train.recipe import load_recipe
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
+MFUS = (1.0, 0.4, 0.2)  # --plan's: 100% is the bound no run beats
 
 
 @dataclass
@@ -207,6 +211,40 @@ def run(config_path: str) -> None:
     write_section(exp, config_path, tuning, held_out, walls, sections)
 
 
+def plan(config_path: str, peak_tflops: float | None, sample: int = 512) -> None:
+    """Each row's training tokens, from a sample of its own mixture, and their FLOPs (6 per parameter
+    and token); with the device's measured bf16 peak, the seconds they take at several MFUs. Nothing is
+    tuned or scored: this says, before a GPU lease is spent, whether a config's tuning can fit it."""
+    exp = load_experiment(config_path)
+    tuning, held_out = split_tasks(exp.data, exp.eval_tasks, seed=0)
+    tokenizer, parameters = load_tokenizer(exp.model), parameter_count(exp.model)
+    print(f"{exp.name}: {exp.model}, {parameters / 1e6:.1f}M parameters; tokens per prompt from {sample} prompts "
+          "of each row's mixture")
+    total = 0
+    for name, options in exp.rows.items():
+        recipe, _, mixture = row_recipe(exp, name, options or {})
+        with tempfile.TemporaryDirectory() as tmp:
+            mix = replace(MixtureConfig(n=sample), **mixture)
+            per_prompt = build_mixture(tuning, tmp, mix, [t.name for t in held_out], tokenizer)["total_tokens"] / sample
+        tokens = recipe.max_steps * recipe.batch_size * per_prompt
+        total += tokens
+        print(f"  {name}: {recipe.max_steps} steps x {recipe.batch_size} prompts x {per_prompt:.0f} tokens = "
+              f"{tokens:,.0f} tokens")
+    flops = 6 * parameters * total
+    print(f"tuning, all rows: {total:,.0f} tokens, {flops:.2e} FLOPs", end="")
+    if peak_tflops:
+        print(": " + ", ".join(f"{flops / (mfu * peak_tflops * 1e12):.0f} s at {mfu:.0%} MFU" for mfu in MFUS)
+              + f" of {peak_tflops:g} TFLOP/s (scoring not counted)")
+    print()
+
+
+def parameter_count(model: str) -> int:
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    with torch.device("meta"):  # shapes only: no weights are read or allocated
+        return AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(resolve_model(model))).num_parameters()
+
+
 def budget_curves(models: dict) -> dict:
     """{row: [[steps, model], ...]} of the rows tuned with budgets."""
     curves = {}
@@ -300,9 +338,16 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("config", nargs="?", help="experiment YAML (scripts/experiments/*.yaml)")
     parser.add_argument("--gather", action="store_true", help="only rebuild docs/results.md from docs/results/*.md")
+    parser.add_argument("--plan", action="store_true", help="only print the rows' training tokens and FLOPs")
+    parser.add_argument("--peak-tflops", type=float, help="with --plan: the device's measured bf16 peak, for "
+                                                          "the seconds the tuning takes at several MFUs")
     args = parser.parse_args()
+    if args.peak_tflops is not None and not (args.plan and args.peak_tflops > 0):
+        parser.error("--peak-tflops goes with --plan and is above 0")
     if args.gather:
         gather()
+    elif args.plan and args.config:
+        plan(args.config, args.peak_tflops)
     elif args.config:
         run(args.config)
     else:
