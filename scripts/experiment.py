@@ -30,7 +30,7 @@ from symtune.models import load_tokenizer, resolve_model
 from symtune.report import markdown, report, verdict, verdict_line, write_results
 from symtune.results import (
     RESULTS,
-    check_pairable,
+    check_groups,
     comparisons,
     conditions,
     curves,
@@ -92,7 +92,7 @@ def load_experiment(path) -> Experiment:
     scored = []
     for name, options in exp.rows.items():
         scored += row_models(name, row_recipe(exp, name, options or {}, where)[1])
-    check_pools_and_pairs(exp, scored, where)
+    check_groups(exp.pools, exp.compare, scored, "the rows' models", where)
     for suite, settings in exp.suites.items():
         if suite not in SUITES:
             raise SymtuneError(f"unknown suite {suite!r} in {where}{did_you_mean(suite, SUITES)}")
@@ -103,23 +103,6 @@ def load_experiment(path) -> Experiment:
             raise SymtuneError(f"{where}: suite {suite!r} names rows the config does not have: {', '.join(unknown)}")
         eval_config({"suite": suite, **settings}, f"{where}, suite {suite}", "suite setting")
     return exp
-
-
-def check_pools_and_pairs(exp: Experiment, scored: list[str], where: str) -> None:
-    """Each pool names two or more of the rows' models, and each compared pair two models or pools,
-    so that a misspelt name is refused rather than its comparison silently left out."""
-    for name, members in exp.pools.items():
-        if not (isinstance(members, list) and len(members) >= 2 and all(m in scored for m in members)):
-            raise SymtuneError(f"{where}: pool {name!r} must list two or more of the rows' models "
-                               f"({', '.join(scored)}), got {members!r:.80}")
-    for pair in exp.compare:
-        if len(pair) != 2:
-            raise SymtuneError(f"{where}: compare holds [model, reference] pairs, got {pair!r:.80}")
-        for name in pair:
-            if name not in scored and name not in exp.pools:
-                raise SymtuneError(f"{where}: compare names {name!r}, neither a row's model nor a pool"
-                                   f"{did_you_mean(name, scored + list(exp.pools))}")
-        check_pairable(pair, exp.pools, where)
 
 
 def row_recipe(exp: Experiment, name: str, options: dict, where: str = "the config"):

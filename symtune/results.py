@@ -17,6 +17,7 @@ A CELL is {chance, metrics {metric: {mean, stderr, per_seed}}, and n or n_tasks}
 
 from pathlib import Path
 
+from symtune.config import did_you_mean
 from symtune.errors import SymtuneError
 from symtune.io import read_json, write_json
 from symtune.stats import paired_cells, paired_interval
@@ -85,20 +86,8 @@ def read_results(path) -> dict:
 def check_extras(results: dict, where: str) -> None:
     """The optional fields comparisons, curves and pools name models of the file (a comparison may
     also name a pool)."""
-    groups = results.get("pools", {})
-    if not (isinstance(groups, dict) and all(isinstance(members, list) and len(members) >= 2
-                                             and all(m in results["models"] for m in members)
-                                             for members in groups.values())):
-        raise SymtuneError(f"{where}: field 'pools' must map each name to a list of two or more of its models")
-    pairs = results.get("comparisons", [])
-    if not isinstance(pairs, list):
-        raise SymtuneError(f"{where}: field 'comparisons' must be a list, got {type(pairs).__name__}")
-    for pair in pairs:
-        if not (isinstance(pair, list) and len(pair) == 2
-                and all(m in results["models"] or m in groups for m in pair)):
-            raise SymtuneError(f"{where}: field 'comparisons' must hold [model, reference] pairs of its models or "
-                               f"pools, got {pair!r:.60}")
-        check_pairable(pair, groups, where)
+    check_groups(results.get("pools", {}), results.get("comparisons", []), list(results["models"]),
+                 "its models", where)
     curves = results.get("curves", {})
     if not isinstance(curves, dict):
         raise SymtuneError(f"{where}: field 'curves' must be a mapping, got {type(curves).__name__}")
@@ -106,6 +95,28 @@ def check_extras(results: dict, where: str) -> None:
         if not (isinstance(points, list) and all(isinstance(p, list) and len(p) == 2 and isinstance(p[0], int)
                                                  and p[1] in results["models"] for p in points)):
             raise SymtuneError(f"{where}: field 'curves.{row}' must hold [steps, model] pairs of its models")
+
+
+def check_groups(pools, pairs, names: list[str], what: str, where: str) -> None:
+    """Each pool lists two or more of `names` (`what` they are, for the message), and each compared
+    pair two of them or of the pools, pools holding as many runs: a misspelt name is refused rather
+    than its comparison silently left out. Used on experiment configs and on results files."""
+    if not isinstance(pools, dict):
+        raise SymtuneError(f"{where}: pools must map each name to a list of models, got {type(pools).__name__}")
+    for name, members in pools.items():
+        if not (isinstance(members, list) and len(members) >= 2 and all(m in names for m in members)):
+            raise SymtuneError(f"{where}: pool {name!r} must list two or more of {what} ({', '.join(names)}), "
+                               f"got {members!r:.80}")
+    if not isinstance(pairs, list):
+        raise SymtuneError(f"{where}: comparisons must be a list of pairs, got {type(pairs).__name__}")
+    for pair in pairs:
+        if not (isinstance(pair, list) and len(pair) == 2 and all(isinstance(m, str) for m in pair)):
+            raise SymtuneError(f"{where}: comparisons hold [model, reference] pairs, got {pair!r:.80}")
+        for name in pair:
+            if name not in names and name not in pools:
+                raise SymtuneError(f"{where}: a comparison names {name!r}, neither one of {what} nor a pool"
+                                   f"{did_you_mean(name, names + list(pools))}")
+        check_pairable(pair, pools, where)
 
 
 def check_pairable(pair, groups: dict, where: str) -> None:

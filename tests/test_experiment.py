@@ -145,9 +145,10 @@ def write_config(tmp_path, text: str) -> Path:
                                                    r"lr\?\)"),
     ("target_half_width: wide", r"experiment key target_half_width must be float, got 'wide'"),
     ("name: null", r"experiment key name must be str, got None"),
-    ("compare: [[symbol-tuned, natural-label contorl]]", r"compare names 'natural-label contorl', neither a row's "
-                                                         r"model nor a pool \(did you mean natural-label control\?\)"),
-    ("compare: [[symbol-tuned]]", r"compare holds \[model, reference\] pairs, got \['symbol-tuned'\]"),
+    ("compare: [[symbol-tuned, natural-label contorl]]",
+     r"a comparison names 'natural-label contorl', neither one of the rows' models nor a pool \(did you mean "
+     r"natural-label control\?\)"),
+    ("compare: [[symbol-tuned]]", r"comparisons hold \[model, reference\] pairs, got \['symbol-tuned'\]"),
     ("pools: {s: [symbol-tuned]}", r"pool 's' must list two or more of the rows' models"),
     ("pools: {s: [symbol-tuned, symbol-tuned @50]}", r"pool 's' must list two or more of the rows' models"),
     ("{rows: {a: {}, b: {}, c: {}}, pools: {s: [a, b], t: [a, b, c]}, compare: [[s, a], [s, t]]}",

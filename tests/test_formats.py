@@ -73,10 +73,13 @@ def test_the_results_file_reads_back_through_its_accessors(tmp_path):
 
 
 @pytest.mark.parametrize("extra, needle", [
-    ({"comparisons": [["m", "n"]]}, "field 'comparisons' must hold \\[model, reference\\] pairs"),
-    ({"pools": {"p": ["m"]}}, "field 'pools' must map each name to a list of two or more of its models"),
-    ({"pools": {"p": ["m", "n"]}}, "field 'pools' must map"),
-    ({"comparisons": {}}, "field 'comparisons' must be a list"),
+    ({"comparisons": [["m", "n"]]}, "a comparison names 'n', neither one of its models nor a pool"),
+    ({"comparisons": [["m"]]}, "comparisons hold \\[model, reference\\] pairs"),
+    ({"comparisons": [["m", ["n"]]]}, "comparisons hold \\[model, reference\\] pairs"),
+    ({"pools": {"p": ["m"]}}, "pool 'p' must list two or more of its models"),
+    ({"pools": {"p": ["m", "n"]}}, "pool 'p' must list two or more of its models \\(m\\)"),
+    ({"pools": ["m", "n"]}, "pools must map each name to a list of models, got list"),
+    ({"comparisons": {}}, "comparisons must be a list of pairs, got dict"),
     ({"curves": []}, "field 'curves' must be a mapping"),
     ({"curves": {"r": [["2", "m"]]}}, r"field 'curves.r' must hold \[steps, model\] pairs"),
 ])

@@ -316,6 +316,27 @@ def test_shipped_default_recipe_lists_every_knob_at_its_default():
     assert (paper.batch_size, paper.lr, paper.optimizer, paper.max_steps) == (32, 3e-3, "adafactor", 4000)
 
 
+def test_the_paper_recipes_adafactor_steps_each_weight_relative_to_its_scale(tiny_model_dir):
+    """The papers' lr 3e-3 is relative to each parameter's RMS (T5X/PaLM Adafactor): one step moves a
+    weight matrix by at most lr of its own RMS (Adafactor clips the update's RMS at 1). Unscaled, the
+    step is up to 3e-3 absolute, many times that for weights of RMS 0.02."""
+    from symtune.train.loop import make_optimizer
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    with torch.no_grad():  # weights of a trained model's scale: the same for every matrix here
+        for p in model.parameters():
+            p.normal_(0, 0.02)
+    recipe = load_recipe("paper")
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    ids = torch.randint(0, model.config.vocab_size, (2, 16))
+    model(input_ids=ids, labels=ids).loss.backward()
+    make_optimizer(model, recipe).step()
+    rms = lambda t: t.pow(2).mean().sqrt().item()  # noqa: E731
+    for name, p in model.named_parameters():
+        if p.dim() == 2:
+            assert rms(p.detach() - before[name]) <= 1.01 * recipe.lr * rms(before[name]), name
+
+
 def test_overrides_are_typed_and_unknown_keys_are_named():
     recipe = load_recipe("cpu-small", ["lr=3e-4", "lora=true", "lora_target_modules=[q_proj, v_proj]",
                                        "max_grad_norm=null"])

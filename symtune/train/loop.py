@@ -119,7 +119,10 @@ def make_optimizer(model, recipe: Recipe):
     if recipe.optimizer == "adafactor":
         from transformers.optimization import Adafactor
 
-        return Adafactor(params, lr=recipe.lr, weight_decay=recipe.weight_decay, scale_parameter=False,
+        # The papers' Adafactor (T5X, PaLM) scales each update by its parameter's RMS, so their lr of
+        # 3e-3 is a relative step. Unscaled, 3e-3 is an absolute step per weight, a large share of a
+        # small model's weights, and tuning diverges.
+        return Adafactor(params, lr=recipe.lr, weight_decay=recipe.weight_decay, scale_parameter=True,
                          relative_step=False)
     # fused: one kernel updates every parameter, instead of a loop of small per-tensor kernels whose
     # launches and passes over memory dominate a CPU step
