@@ -40,7 +40,7 @@ from symtune.results import (
     pools,
     rename_models,
 )
-from symtune.suites import SUITES, EvalConfig, eval_config
+from symtune.suites import SUITES, EvalConfig, build_items, eval_config
 from symtune.tasks.registry import load_task_list
 from symtune.tasks.task import class_pairs
 from symtune.train.loop import LOG, ensure_tuned
@@ -195,29 +195,44 @@ def run(config_path: str) -> None:
 
 
 def plan(config_path: str, peak_tflops: float | None, sample: int = 512) -> None:
-    """Each row's training tokens, from a sample of its own mixture, and their FLOPs (6 per parameter
-    and token); with the device's measured bf16 peak, the seconds they take at several MFUs. Nothing is
-    tuned or scored: this says, before a GPU lease is spent, whether a config's tuning can fit it."""
+    """What a config costs before a GPU lease is spent on it: each row's training tokens (from a sample
+    of its own mixture) at 6 FLOPs per parameter and token, and each suite's scoring tokens (its
+    prompts and candidate labels, every model it scores) at 2; with the device's measured bf16 peak,
+    the seconds they take at several MFUs. Nothing is tuned or scored."""
     exp = load_experiment(config_path)
     tuning, held_out = split_tasks(exp.data, exp.eval_tasks, seed=0)
     tokenizer, parameters = load_tokenizer(exp.model), parameter_count(exp.model)
+    count = lambda texts: sum(map(len, tokenizer(texts, add_special_tokens=False).input_ids)) if texts else 0  # noqa: E731
     print(f"{exp.name}: {exp.model}, {parameters / 1e6:.1f}M parameters; tokens per prompt from {sample} prompts "
           "of each row's mixture")
-    total = 0
+    trained, models = 0, {"base": exp.model}
     for name, options in exp.rows.items():
-        recipe, _, mixture = row_recipe(exp, name, options or {})
+        recipe, budgets, mixture = row_recipe(exp, name, options or {})
+        models.update({m: m for m in row_models(name, budgets)})
         with tempfile.TemporaryDirectory() as tmp:
             mix = replace(MixtureConfig(n=sample), **mixture)
             per_prompt = build_mixture(tuning, tmp, mix, [t.name for t in held_out], tokenizer)["total_tokens"] / sample
         tokens = recipe.max_steps * recipe.batch_size * per_prompt
-        total += tokens
-        print(f"  {name}: {recipe.max_steps} steps x {recipe.batch_size} prompts x {per_prompt:.0f} tokens = "
+        trained += tokens
+        print(f"  tuning {name}: {recipe.max_steps} steps x {recipe.batch_size} prompts x {per_prompt:.0f} tokens = "
               f"{tokens:,.0f} tokens")
-    flops = 6 * parameters * total
-    print(f"tuning, all rows: {total:,.0f} tokens, {flops:.2e} FLOPs", end="")
+    scored = 0
+    for suite, settings in exp.suites.items():
+        tasks = suite_tasks(exp, suite, held_out)
+        if not tasks:
+            continue
+        settings, suite_models = suite_rows(suite, dict(settings or {}), models)
+        _, items = build_items(tasks, eval_config({"suite": suite, **settings}, config_path, "suite setting"))
+        # a generation item's target stands in for the tokens it generates
+        tokens = count([i.text for i in items]) + count([c for i in items for c in i.candidates or [i.target]])
+        scored += len(suite_models) * tokens
+        print(f"  scoring {suite}: {len(suite_models)} models x {len(items):,} prompts x {tokens / len(items):.0f} "
+              f"tokens = {len(suite_models) * tokens:,} tokens")
+    flops = parameters * (6 * trained + 2 * scored)
+    print(f"all: {trained:,.0f} tokens tuned, {scored:,} scored, {flops:.2e} FLOPs", end="")
     if peak_tflops:
         print(": " + ", ".join(f"{flops / (mfu * peak_tflops * 1e12):.0f} s at {mfu:.0%} MFU" for mfu in MFUS)
-              + f" of {peak_tflops:g} TFLOP/s (scoring not counted)")
+              + f" of {peak_tflops:g} TFLOP/s", end="")
     print()
 
 
@@ -321,9 +336,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("config", nargs="?", help="experiment YAML (scripts/experiments/*.yaml)")
     parser.add_argument("--gather", action="store_true", help="only rebuild docs/results.md from docs/results/*.md")
-    parser.add_argument("--plan", action="store_true", help="only print the rows' training tokens and FLOPs")
+    parser.add_argument("--plan", action="store_true", help="only print the tokens tuned and scored, and their FLOPs")
     parser.add_argument("--peak-tflops", type=float, help="with --plan: the device's measured bf16 peak, for "
-                                                          "the seconds the tuning takes at several MFUs")
+                                                          "the seconds the plan takes at several MFUs")
     args = parser.parse_args()
     if args.peak_tflops is not None and not (args.plan and args.peak_tflops > 0):
         parser.error("--peak-tflops goes with --plan and is above 0")

@@ -179,24 +179,30 @@ def test_a_suites_settings_become_its_eval_config():
     assert eval_config({"suite": "grid"}, "x", "suite setting").seeds == (0, 1, 2)
 
 
-def test_plan_counts_each_rows_training_tokens_and_their_flops(tmp_path, tiny_model_dir, capsys):
+def test_plan_counts_the_tokens_tuned_and_scored_and_their_flops(tmp_path, tiny_model_dir, capsys):
     from experiment import parameter_count, plan
 
     config = tmp_path / "plan.yaml"
     config.write_text(yaml.safe_dump({
         "name": "plan", "model": str(tiny_model_dir), "data": None, "eval_tasks": None, "recipe": "cpu-small",
         "recipe_overrides": ["max_steps=30", "batch_size=4"], "mixture": {"k_min": 1, "k_max": 1},
-        "rows": {"short": {}, "long": {"k_min": 4, "k_max": 4, "recipe_overrides": ["max_steps=60"]}},
-        "suites": {"grid": {"n": 2}}}))
+        "rows": {"short": {}, "long": {"k_min": 4, "k_max": 4, "recipe_overrides": ["max_steps=60"],
+                                       "budgets": [20, 60]}},
+        "suites": {"grid": {"n": 2}, "flipped": {"n": 2, "rows": ["short"]}}}))
     plan(str(config), peak_tflops=1e-6, sample=64)
     out = capsys.readouterr().out
     number = lambda text: float(text.replace(",", ""))  # noqa: E731
     rows = {name: (int(steps), int(batch), int(per), number(tokens)) for name, steps, batch, per, tokens in
-            re.findall(r"  (\w+): (\d+) steps x (\d+) prompts x (\d+) tokens = ([\d,]+) tokens", out)}
+            re.findall(r"  tuning (\w+): (\d+) steps x (\d+) prompts x (\d+) tokens = ([\d,]+) tokens", out)}
     assert [rows[r][:2] for r in ("short", "long")] == [(30, 4), (60, 4)]
     assert rows["long"][2] > 2 * rows["short"][2]  # four exemplars per class against one
-    total, flops = map(number, re.search(r"all rows: ([\d,]+) tokens, ([\d.e+]+) FLOPs", out).groups())
-    assert total == pytest.approx(sum(r[3] for r in rows.values()), abs=1)
-    assert flops == pytest.approx(6 * parameter_count(str(tiny_model_dir)) * total, rel=0.01)
+    suites = {suite: (int(models), number(tokens)) for suite, models, tokens in
+              re.findall(r"  scoring (\w+): (\d+) models x [\d,]+ prompts x \d+ tokens = ([\d,]+) tokens", out)}
+    assert {suite: models for suite, (models, _) in suites.items()} == {"grid": 4, "flipped": 2}  # base + named rows
+    tuned, scored, flops = map(number, re.search(r"all: ([\d,]+) tokens tuned, ([\d,]+) scored, ([\d.e+]+) FLOPs",
+                                                 out).groups())
+    assert tuned == pytest.approx(sum(r[3] for r in rows.values()), abs=1)
+    assert scored == sum(tokens for _, tokens in suites.values())
+    assert flops == pytest.approx(parameter_count(str(tiny_model_dir)) * (6 * tuned + 2 * scored), rel=0.01)
     seconds = float(re.search(r": (\d+) s at 100% MFU", out).group(1))
     assert seconds == pytest.approx(flops / 1e6, rel=0.01)  # a peak of 1e-6 TFLOP/s: 1e6 FLOPs a second
