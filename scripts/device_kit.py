@@ -25,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from symtune.models import EMBEDDED, sha256_file  # noqa: E402  (stdlib only: runs there before the install)
+from symtune.models import EMBEDDED  # noqa: E402  (stdlib only: runs there before the install)
 
 OUT = ROOT / ".device"
 UNPACKED = Path("/tmp/symtune-kit")
@@ -42,19 +42,16 @@ ROOTS = ["symtune", "trl"]  # trl: the peer of gpu_check's MFU row
 PLATFORMS = ["manylinux_2_28_x86_64", "manylinux_2_17_x86_64", "manylinux2014_x86_64"]
 
 
-def norm(name: str) -> str:
-    return name.lower().replace("_", "-").replace(".", "-")
-
-
 def closure(roots: list[str]) -> dict[str, str]:
     """{distribution: version installed here} of the roots and everything they require."""
     from importlib.metadata import PackageNotFoundError, distribution
 
     from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
 
     found, todo = {}, list(roots)
     while todo:
-        name = norm(todo.pop())
+        name = canonicalize_name(todo.pop())
         if name in found:
             continue
         try:
@@ -97,40 +94,50 @@ def tree_bytes() -> int:
     """Bytes of the working tree that travels with every call: tracked and untracked-not-ignored files."""
     listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
                             check=True, capture_output=True).stdout.split(b"\0")
-    return sum((ROOT / os.fsdecode(p)).stat().st_size for p in listed if p and (ROOT / os.fsdecode(p)).is_file())
+    paths = [ROOT / os.fsdecode(p) for p in listed if p]
+    return sum(path.stat().st_size for path in paths if path.is_file())
 
 
 def split(archive: Path, out: Path, part_bytes: int) -> dict:
     """The archive as chunks of at most part_bytes, chunk i in out/<i>/ (a new folder); the manifest goes
     in the last."""
-    chunks = []
+    chunks, whole = [], hashlib.sha256()
     with open(archive, "rb") as f:
         while block := f.read(part_bytes):
             folder = out / str(len(chunks) + 1)
             folder.mkdir(parents=True)
             name = f"kit.{len(chunks) + 1:02d}"
             (folder / name).write_bytes(block)
+            whole.update(block)
             chunks.append({"part": folder.name, "file": name, "sha256": hashlib.sha256(block).hexdigest()})
-    manifest = {"sha256": sha256_file(archive), "chunks": chunks}
+    manifest = {"sha256": whole.hexdigest(), "chunks": chunks}
     (out / chunks[-1]["part"] / MANIFEST).write_text(json.dumps(manifest, indent=1))
     return manifest
 
 
-def join(kit: Path, archive: Path) -> None:
-    """Reassemble the archive from kit/<i>/ chunks, each checked, or say which part to carry again."""
+def read_manifest(kit: Path) -> dict:
+    """The manifest, which travels in the last part."""
     manifests = sorted(kit.glob(f"*/{MANIFEST}"))
     if len(manifests) != 1:
         raise SystemExit(f"device_kit: expected one {kit.name}/*/{MANIFEST} (the last part), found {len(manifests)}")
-    manifest = json.loads(manifests[0].read_text())
-    with open(archive, "wb") as whole:
+    return json.loads(manifests[0].read_text())
+
+
+def join(kit: Path, archive: Path) -> None:
+    """Reassemble the archive from kit/<i>/ chunks, each checked as it is read, or say which part to
+    carry again."""
+    manifest, whole = read_manifest(kit), hashlib.sha256()
+    with open(archive, "wb") as out:
         for chunk in manifest["chunks"]:
             path = kit / chunk["part"] / chunk["file"]
-            if not path.is_file() or sha256_file(path) != chunk["sha256"]:
-                state = "is missing" if not path.is_file() else "is damaged"
+            block = path.read_bytes() if path.is_file() else None
+            if block is None or hashlib.sha256(block).hexdigest() != chunk["sha256"]:
+                state = "is missing" if block is None else "is damaged"
                 raise SystemExit(f"device_kit: {path.relative_to(kit.parent)} {state}: carry "
                                  f"{kit.name}/{chunk['part']} in a call before this one")
-            whole.write(path.read_bytes())
-    if sha256_file(archive) != manifest["sha256"]:
+            out.write(block)
+            whole.update(block)
+    if whole.hexdigest() != manifest["sha256"]:
         raise SystemExit("device_kit: the joined archive does not match its manifest; pack again")
 
 
@@ -173,9 +180,7 @@ def pack(args) -> None:
 
 def unpack(args) -> None:
     """Join, check and install the kit once; link its data as ../shared/data; write the env file to source."""
-    manifests = sorted(args.out.glob(f"*/{MANIFEST}"))
-    stamp = UNPACKED / "sha256"
-    digest = json.loads(manifests[0].read_text())["sha256"] if len(manifests) == 1 else None
+    stamp, digest = UNPACKED / "sha256", read_manifest(args.out)["sha256"]
     if not (stamp.is_file() and stamp.read_text() == digest):
         shutil.rmtree(UNPACKED, ignore_errors=True)
         UNPACKED.mkdir(parents=True)
