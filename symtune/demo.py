@@ -27,8 +27,6 @@ from symtune.validate import check_outputs, check_own_folder
 # where natural labels carry meaning and the four settings differ).
 BUILTIN_TUNE = ["builtin:numbers", "builtin:strings", "builtin:lists", "builtin:linear"]
 BUILTIN_EVAL = ["builtin:lexical"]
-# ../shared/data's development-evaluation tasks (its README); the rest of a folder is tuned on.
-SHARED_EVAL = ["boolq", "cr", "financial_phrasebank", "poem_sentiment", "sms_spam", "tweet_eval_emotion"]
 # The demo's question is the paper's key cell: with no instruction and symbol labels, only the
 # exemplars carry the mapping. Its prompts are sized so that the tuned − base difference there
 # resolves to HEADLINE_TARGET points (a 95% half-width) or the demo says it did not.
@@ -41,7 +39,7 @@ def split_tasks(data: str | None, eval_names: list[str] | None, seed: int):
     if data is None:
         return load_task_list(BUILTIN_TUNE, seed), load_task_list(BUILTIN_EVAL, seed)
     tasks = [t for t in load_task_list(data, seed) if not t.is_generation]
-    names = eval_names or [t.name for t in tasks if t.name in SHARED_EVAL]
+    names = eval_names or [t.name for t in tasks if t.meta.get("role") == "eval"]
     if not names:
         raise SymtuneError(f"{data} holds none of the default evaluation tasks; name some with --eval-tasks")
     unknown = sorted(set(names) - {t.name for t in tasks})

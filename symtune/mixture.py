@@ -62,8 +62,8 @@ def check_tuning_tasks(tasks: list[Task], eval_tasks: list[str] = ()) -> None:
         if task.eval_only:
             raise SymtuneError(f"task {task.name} is evaluation-only (BIG-bench canary); it must never be tuned on")
         if task.meta.get("role") == "eval":
-            raise SymtuneError(f"task {task.name} is one of the paper's held-out evaluation datasets; "
-                               "it must not be tuned on")
+            raise SymtuneError(f"task {task.name} is a held-out evaluation dataset (the paper's, or "
+                               "../shared/data's dev-eval); it must not be tuned on")
         if task.name in held_out:
             raise SymtuneError(f"task {task.name} is also an evaluation task of this run; "
                                "tune and evaluate on disjoint tasks")

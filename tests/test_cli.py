@@ -86,5 +86,8 @@ def test_build_from_shared_tasks_and_refuse_bigbench(tmp_path, capsys):
     code, _, err = run(capsys, "data", "build", "--tasks", f"{SHARED / 'sst2'},{SHARED / 'list_functions'}",
                        "--out", str(tmp_path / "bad"))
     assert code == 2 and "evaluation-only" in err
+    code, _, err = run(capsys, "data", "build", "--tasks", f"{SHARED / 'sst2'},{SHARED / 'cr'}",
+                       "--out", str(tmp_path / "dev"))
+    assert code == 2 and "task cr is a held-out evaluation dataset" in err and not (tmp_path / "dev").exists()
     code, out, _ = run(capsys, "data", "show", "--tasks", str(SHARED / "cr"), "--n", "1", "--natural", "--instruction")
     assert code == 0 and "Is the sentiment" in out

@@ -26,6 +26,15 @@ def test_shared_split_tunes_on_the_pool_and_never_on_bigbench():
         split_tasks(str(SHARED), ["nope"], seed=0)
 
 
+@pytest.mark.skipif(not SHARED.exists(), reason="needs ../shared/data")
+def test_naming_other_eval_tasks_still_never_tunes_on_the_dev_eval_tasks():
+    # the data's meta.json files carry no role: the dev-eval names come from presets.yaml
+    tuning, held_out = split_tasks(str(SHARED), ["sst2", "trec"], seed=0)
+    assert [t.name for t in held_out] == ["sst2", "trec"]
+    assert len(tuning) == 19 and not {t.name for t in tuning} & {"boolq", "cr", "financial_phrasebank",
+                                                                 "poem_sentiment", "sms_spam", "tweet_eval_emotion"}
+
+
 def test_demo_end_to_end_on_a_tiny_model(tiny_model_dir, tmp_path, capsys):
     out = tmp_path / "run"
     argv = ["demo", "--model", str(tiny_model_dir), "--out", str(out), "--steps", "2", "--n", "2", "--seeds", "1",

@@ -19,7 +19,7 @@ csv.field_size_limit(sys.maxsize)
 
 @functools.cache
 def read_presets() -> dict:
-    """presets.yaml: {"presets": {name: fields}, "local_instructions": {name: sentence}}."""
+    """presets.yaml: {"presets": {name: fields}, "local_eval": [name], "local_instructions": {name: sentence}}."""
     return yaml.safe_load(PRESETS_FILE.read_text(encoding="utf-8"))
 
 
@@ -107,6 +107,8 @@ def load_task_dir(path) -> Task:
     meta = read_json(path / "meta.json") if (path / "meta.json").is_file() else {}
     check_meta(meta, path / "meta.json")
     name = meta.get("name") or path.name
+    if name in read_presets()["local_eval"]:
+        meta = {**meta, "role": "eval"}
     train_rows = read_jsonl(path / "train.jsonl")
     test_rows = read_jsonl(path / "test.jsonl") if (path / "test.jsonl").is_file() else []
     pair = "text_pair" if train_rows and "text_pair" in train_rows[0] else None
