@@ -23,13 +23,14 @@ import yaml
 from symtune.config import check_keys, did_you_mean, from_mapping, knob
 from symtune.demo import split_tasks
 from symtune.errors import SymtuneError
-from symtune.evaluate import evaluate
+from symtune.evaluate import evaluate, model_results, new_results
 from symtune.io import atomic_write, read_jsonl, read_yaml
 from symtune.mixture import MixtureConfig, build_mixture, check_config, is_built
 from symtune.models import load_tokenizer, resolve_model
 from symtune.report import markdown, report, verdict, verdict_line, write_results
 from symtune.results import (
     RESULTS,
+    add_model,
     check_groups,
     comparisons,
     conditions,
@@ -70,6 +71,9 @@ class Experiment:
     target_half_width: float = knob(3.0, "a null is resolved when its interval's half-width is at most this "
                                          "(accuracy points)", above=0.0)
     cache: str | None = knob(None, "request cache folder (unset: runs/NAME/cache; another config's to share it)")
+    folds: dict = knob({}, "{fold: [tasks]}: cross-fitting, more evaluation tasks than one run can hold out. The "
+                           "`cross_fit` rows are tuned again without each fold's tasks and score them")
+    cross_fit: list[str] = knob([], "the rows tuned again per fold; each row's last budget answers on eval_tasks")
 
 
 @dataclass
@@ -80,6 +84,7 @@ class RowOptions:
     recipe_overrides: list[str] = knob([], "recipe KEY=VALUE overrides after the config's")
 
 
+MAX_PAIRS = 15  # class-pair tasks per dataset: dbpedia's 91 would outweigh the rest, at 6x the scoring
 MIXTURE_KEYS = tuple(f.name for f in fields(MixtureConfig))
 SUITE_KEYS = tuple(f.name for f in fields(EvalConfig) if f.name != "suite") + ("rows",)
 
@@ -93,6 +98,7 @@ def load_experiment(path) -> Experiment:
     for name, options in exp.rows.items():
         scored += row_models(name, row_recipe(exp, name, options or {}, where)[1])
     check_groups(exp.pools, exp.compare, scored, "the rows' models", where)
+    check_folds(exp, where)
     for suite, settings in exp.suites.items():
         if suite not in SUITES:
             raise SymtuneError(f"unknown suite {suite!r} in {where}{did_you_mean(suite, SUITES)}")
@@ -103,6 +109,43 @@ def load_experiment(path) -> Experiment:
             raise SymtuneError(f"{where}: suite {suite!r} names rows the config does not have: {', '.join(unknown)}")
         eval_config({"suite": suite, **settings}, f"{where}, suite {suite}", "suite setting")
     return exp
+
+
+def check_folds(exp: Experiment, where: str) -> None:
+    """Folds need cross_fit rows and the reverse; the rows exist and every fold's tasks are its own."""
+    if bool(exp.folds) != bool(exp.cross_fit):
+        raise SymtuneError(f"{where}: folds and cross_fit go together (the rows tuned again per fold)")
+    unknown = [row for row in exp.cross_fit if row not in exp.rows]
+    if unknown:
+        raise SymtuneError(f"{where}: cross_fit names rows the config does not have: {', '.join(unknown)}")
+    if exp.folds and not exp.eval_tasks:
+        raise SymtuneError(f"{where}: with folds, name eval_tasks (the first fold's tasks)")
+    seen = {task: "eval_tasks" for task in exp.eval_tasks or []}
+    for fold, tasks in exp.folds.items():
+        if not (isinstance(tasks, list) and tasks and all(isinstance(t, str) for t in tasks)):
+            raise SymtuneError(f"{where}: fold {fold!r} must be a list of task names")
+        taken = [fold_row(row, fold) for row in exp.cross_fit if fold_row(row, fold) in exp.rows]
+        if taken:
+            raise SymtuneError(f"{where}: fold {fold!r} would tune rows the config already has: {', '.join(taken)}")
+        for task in tasks:
+            if task in seen:
+                raise SymtuneError(f"{where}: task {task!r} is in both {seen[task]} and fold {fold!r}; "
+                                   "each task is evaluated in one fold")
+            seen[task] = f"fold {fold!r}"
+
+
+def fold_row(row: str, fold: str) -> str:
+    return f"{row} ({fold})"
+
+
+def tuning_jobs(exp: Experiment, tuning, held_out, splits) -> list[tuple]:
+    """(fold or None, row, run name, options, tuning tasks, held-out tasks) of every run the config
+    tunes: its rows, then each cross_fit row again per fold, as one model (no budgets)."""
+    jobs = [(None, name, name, options or {}, tuning, held_out) for name, options in exp.rows.items()]
+    for fold, (fold_tuning, fold_held) in splits.items():
+        jobs += [(fold, row, fold_row(row, fold), {k: v for k, v in (exp.rows[row] or {}).items() if k != "budgets"},
+                  fold_tuning, fold_held) for row in exp.cross_fit]
+    return jobs
 
 
 def row_recipe(exp: Experiment, name: str, options: dict, where: str = "the config"):
@@ -145,8 +188,13 @@ def suite_tasks(exp: Experiment, suite: str, held_out):
     if suite == "flipped":
         return [t for t in held_out if len(t.labels) == 2]
     if suite == "headline":  # every pair of classes: flipped labels need two, and more tasks narrow the interval
-        return [pair for t in held_out for pair in class_pairs(t)]
+        return [pair for t in held_out for pair in class_pairs(t, most=MAX_PAIRS)]
     return held_out
+
+
+def row_of(model: str) -> str:
+    """The row a model belongs to: a budget's model ("row @steps") is its row's."""
+    return model.split(" @")[0]
 
 
 def suite_rows(suite: str, settings: dict, models: dict) -> tuple[dict, dict]:
@@ -155,21 +203,25 @@ def suite_rows(suite: str, settings: dict, models: dict) -> tuple[dict, dict]:
     names = settings.pop("rows", None)
     if names is None:
         return settings, models
-    row = lambda model: model.split(" @")[0]  # noqa: E731  (a budget's model belongs to its row)
-    unknown = [name for name in names if name not in models and name not in map(row, models)]
+    unknown = [name for name in names if name not in models and name not in map(row_of, models)]
     if unknown:
         raise SymtuneError(f"suite {suite!r} names rows the config does not have: {', '.join(unknown)}")
-    return settings, {name: m for name, m in models.items() if name == "base" or name in names or row(name) in names}
+    return settings, {name: m for name, m in models.items() if name == "base" or name in names or row_of(name) in names}
 
 
 def run(config_path: str) -> None:
     exp = load_experiment(config_path)  # every key checked before any work
     out = Path("runs") / exp.name
     tuning, held_out = split_tasks(exp.data, exp.eval_tasks, seed=0)
+    splits = {fold: split_tasks(exp.data, tasks, seed=0) for fold, tasks in exp.folds.items()}  # before any work
     models, walls = {"base": exp.model}, {}
-    for name, options in exp.rows.items():
-        tuned, walls[name] = tune_row(exp, name, options or {}, tuning, held_out, out)
-        models.update(tuned)
+    fold_models = {fold: {} for fold in splits}  # {fold: {row: its model tuned without the fold's tasks}}
+    for fold, row, name, options, row_tuning, row_held in tuning_jobs(exp, tuning, held_out, splits):
+        tuned, walls[name] = tune_row(exp, name, options, row_tuning, row_held, out)
+        if fold is None:
+            models.update(tuned)
+        else:
+            fold_models[fold][row] = tuned[name]
     sections, cache = [], exp.cache or out / "cache"  # a config may share another's request cache
     for suite, settings in exp.suites.items():
         tasks = suite_tasks(exp, suite, held_out)
@@ -191,7 +243,57 @@ def run(config_path: str) -> None:
         verdict = verdicts(results, exp.target_half_width)
         sections.append(f"{verdict}{markdown(results)}\n\n{images}\n\n"
                         f"{wall_times(results, time.perf_counter() - started)}")
+        if crosses(exp, suite, suite_models):
+            started = time.perf_counter()
+            crossed = cross_fit(exp, suite, ecfg, results, held_out, splits, fold_models, cache)
+            write_results(crossed, out / f"{suite}-cross-fit")
+            plots = report([str(out / f"{suite}-cross-fit" / RESULTS)], DOCS / "results" / exp.name / "cross-fit")
+            images = "\n".join(f"![{suite}, cross-fit]({exp.name}/cross-fit/{p.name})" for p in plots)
+            sections.append(f"{cross_fit_intro(exp, held_out, splits)}\n\n{verdicts(crossed, exp.target_half_width)}"
+                            f"{markdown(crossed)}\n\n{images}\n\n"
+                            f"{wall_times(crossed, time.perf_counter() - started)}")
     write_section(exp, config_path, tuning, held_out, walls, sections)
+
+
+def crosses(exp: Experiment, suite: str, suite_models: dict) -> bool:
+    """Whether the suite is cross-fit: the config has folds and the suite scores every cross_fit row
+    (the algorithmic suite's BIG-bench tasks belong to no fold)."""
+    return bool(exp.folds) and suite != "algorithmic" and set(exp.cross_fit) <= set(map(row_of, suite_models))
+
+
+def cross_fit(exp: Experiment, suite: str, ecfg: EvalConfig, results: dict, held_out, splits, fold_models,
+              cache) -> dict:
+    """The suite over every fold's tasks: base, and each cross_fit row as "row (cross-fit)", whose answers
+    on eval_tasks are its last budget's (from `results`) and on each fold's tasks those of the row tuned
+    without them. No model answers on a task it was tuned on, and every answer is paired with base's
+    and the other rows' on the same prompt."""
+    last = {row: row_models(row, row_recipe(exp, row, exp.rows[row] or {})[1])[-1] for row in exp.cross_fit}
+    names = {"base": "base", **{f"{row} (cross-fit)": model for row, model in last.items()}}
+    records = {name: list(results["models"][model]["predictions"]) for name, model in names.items()}
+    seconds = {name: model_run(results, model)["scoring_seconds"] for name, model in names.items()}
+    tasks = suite_tasks(exp, suite, held_out)
+    for fold, (_, fold_held) in splits.items():
+        fold_tasks = suite_tasks(exp, suite, fold_held)
+        specs = [exp.model] + [str(fold_models[fold][row]) for row in exp.cross_fit]
+        part = evaluate(specs, fold_tasks, ecfg, cache_dir=cache, progress=True)
+        for name, spec in zip(names, specs):
+            records[name] += part["models"][spec]["predictions"]
+            seconds[name] += model_run(part, spec)["scoring_seconds"]
+        tasks += fold_tasks
+    conditions, items = build_items(tasks, ecfg)
+    crossed = new_results(ecfg, conditions, items, tasks, [t.source for t in tasks])
+    for name, answers in records.items():
+        add_model(crossed, name, {"scoring_seconds": seconds[name]}, **model_results(answers, items, conditions))
+    cross = {model: name for name, model in names.items()}
+    crossed["comparisons"] = [[cross[a], cross[b]] for a, b in exp.compare if a in cross and b in cross]
+    return crossed
+
+
+def cross_fit_intro(exp: Experiment, held_out, splits) -> str:
+    folds = "; ".join(f"{fold}: {', '.join(t.name for t in fold_held)}" for fold, (_, fold_held) in splits.items())
+    return (f"Cross-fit over {len(held_out) + sum(len(h) for _, h in splits.values())} datasets. "
+            f"{', '.join(exp.cross_fit)} answer on the {len(held_out)} tasks above as tuned there, and on each "
+            f"fold's tasks as tuned again without them ({folds}); base answers on all.")
 
 
 def plan(config_path: str, peak_tflops: float | None, sample: int = 512) -> None:
@@ -201,17 +303,20 @@ def plan(config_path: str, peak_tflops: float | None, sample: int = 512) -> None
     the seconds they take at several MFUs. Nothing is tuned or scored."""
     exp = load_experiment(config_path)
     tuning, held_out = split_tasks(exp.data, exp.eval_tasks, seed=0)
+    splits = {fold: split_tasks(exp.data, tasks, seed=0) for fold, tasks in exp.folds.items()}
     tokenizer, parameters = load_tokenizer(exp.model), parameter_count(exp.model)
     count = lambda texts: sum(map(len, tokenizer(texts, add_special_tokens=False).input_ids)) if texts else 0  # noqa: E731
     print(f"{exp.name}: {exp.model}, {parameters / 1e6:.1f}M parameters; tokens per prompt from {sample} prompts "
           "of each row's mixture")
     trained, models = 0, {"base": exp.model}
-    for name, options in exp.rows.items():
-        recipe, budgets, mixture = row_recipe(exp, name, options or {})
-        models.update({m: m for m in row_models(name, budgets)})
+    for fold, _, name, options, row_tuning, row_held in tuning_jobs(exp, tuning, held_out, splits):
+        recipe, budgets, mixture = row_recipe(exp, name, options)
+        if fold is None:
+            models.update({m: m for m in row_models(name, budgets)})
         with tempfile.TemporaryDirectory() as tmp:
             mix = replace(MixtureConfig(n=sample), **mixture)
-            per_prompt = build_mixture(tuning, tmp, mix, [t.name for t in held_out], tokenizer)["total_tokens"] / sample
+            manifest = build_mixture(row_tuning, tmp, mix, [t.name for t in row_held], tokenizer)
+        per_prompt = manifest["total_tokens"] / sample
         tokens = recipe.max_steps * recipe.batch_size * per_prompt
         trained += tokens
         print(f"  tuning {name}: {recipe.max_steps} steps x {recipe.batch_size} prompts x {per_prompt:.0f} tokens = "
@@ -222,12 +327,18 @@ def plan(config_path: str, peak_tflops: float | None, sample: int = 512) -> None
         if not tasks:
             continue
         settings, suite_models = suite_rows(suite, dict(settings or {}), models)
-        _, items = build_items(tasks, eval_config({"suite": suite, **settings}, config_path, "suite setting"))
-        # a generation item's target stands in for the tokens it generates
-        tokens = count([i.text for i in items]) + count([c for i in items for c in i.candidates or [i.target]])
-        scored += len(suite_models) * tokens
-        print(f"  scoring {suite}: {len(suite_models)} models x {len(items):,} prompts x {tokens / len(items):.0f} "
-              f"tokens = {len(suite_models) * tokens:,} tokens")
+        ecfg = eval_config({"suite": suite, **settings}, config_path, "suite setting")
+        parts = [(suite, tasks, len(suite_models))]
+        if crosses(exp, suite, suite_models):
+            parts += [(f"{suite}, {fold}", suite_tasks(exp, suite, fold_held), 1 + len(exp.cross_fit))
+                      for fold, (_, fold_held) in splits.items()]
+        for part, part_tasks, n_models in parts:
+            _, items = build_items(part_tasks, ecfg)
+            # a generation item's target stands in for the tokens it generates
+            tokens = count([i.text for i in items]) + count([c for i in items for c in i.candidates or [i.target]])
+            scored += n_models * tokens
+            print(f"  scoring {part}: {n_models} models x {len(items):,} prompts x {tokens / len(items):.0f} "
+                  f"tokens = {n_models * tokens:,} tokens")
     flops = parameters * (6 * trained + 2 * scored)
     print(f"all: {trained:,.0f} tokens tuned, {scored:,} scored, {flops:.2e} FLOPs", end="")
     if peak_tflops:

@@ -153,6 +153,14 @@ def write_config(tmp_path, text: str) -> Path:
     ("pools: {s: [symbol-tuned, symbol-tuned @50]}", r"pool 's' must list two or more of the rows' models"),
     ("{rows: {a: {}, b: {}, c: {}}, pools: {s: [a, b], t: [a, b, c]}, compare: [[s, a], [s, t]]}",
      r"'s' \(2 runs\) and 't' \(3 runs\) cannot be paired run by run"),
+    ("folds: {f2: [mr]}", r"folds and cross_fit go together"),
+    ("{folds: {f2: [mr]}, cross_fit: [symbol-tuned LoRA]}", r"cross_fit names rows the config does not have: "
+                                                            r"symbol-tuned LoRA"),
+    ("{folds: {f2: mr}, cross_fit: [symbol-tuned]}", r"fold 'f2' must be a list of task names"),
+    ("{folds: {f2: [mr, cr]}, cross_fit: [symbol-tuned]}", r"task 'cr' is in both eval_tasks and fold 'f2'"),
+    ("{folds: {f2: [mr], f3: [sst2, mr]}, cross_fit: [symbol-tuned]}", r"task 'mr' is in both fold 'f2' and fold 'f3'"),
+    ("{folds: {f2: [mr]}, cross_fit: [a], rows: {a: {}, a (f2): {}}}", r"would tune rows the config already has: "
+                                                                       r"a \(f2\)"),
 ])
 def test_a_misspelt_or_ill_typed_key_is_refused_before_any_work(tmp_path, monkeypatch, text, needle):
     import experiment
@@ -206,3 +214,54 @@ def test_plan_counts_the_tokens_tuned_and_scored_and_their_flops(tmp_path, tiny_
     assert flops == pytest.approx(parameter_count(str(tiny_model_dir)) * (6 * tuned + 2 * scored), rel=0.01)
     seconds = float(re.search(r": (\d+) s at 100% MFU", out).group(1))
     assert seconds == pytest.approx(flops / 1e6, rel=0.01)  # a peak of 1e-6 TFLOP/s: 1e6 FLOPs a second
+
+
+def test_cross_fitting_scores_each_fold_with_the_rows_tuned_without_it(tmp_path, tiny_model_dir, monkeypatch):
+    import json
+
+    import experiment
+
+    from symtune.results import read_results
+    from symtune.train.record import tuned_tasks
+
+    words = "red green blue cold warm dry wet soft hard loud".split()
+    for task, labels in (("t1", ["a", "b", "c"]), ("t2", ["no", "yes"]), ("t3", ["x", "y"]), ("t4", ["p", "q"])):
+        folder = tmp_path / "data" / task
+        folder.mkdir(parents=True)
+        (folder / "meta.json").write_text(json.dumps({"name": task, "labels": labels, "instruction": "Which?"}))
+        for split, n in (("train", 24), ("test", 12)):
+            rows = [{"text": f"{words[i % 10]} {words[(3 * i) % 10]}", "label": labels[i % len(labels)]}
+                    for i in range(n)]
+            (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "docs" / "results").mkdir(parents=True)
+    (tmp_path / "docs" / "results" / "README.md").write_text("# Results\n")
+    config = tmp_path / "cf.yaml"
+    config.write_text(yaml.safe_dump({
+        "name": "cf", "model": str(tiny_model_dir), "data": str(tmp_path / "data"), "eval_tasks": ["t1"],
+        "recipe": "cpu-small", "recipe_overrides": ["max_steps=2", "batch_size=2", "save_every=1", "compile=false"],
+        "mixture": {"k_min": 1, "k_max": 1}, "rows": {"s": {"budgets": [1, 2]}, "c": {"symbol_fraction": 0.0}},
+        "folds": {"f2": ["t2"]}, "cross_fit": ["s", "c"], "compare": [["s @2", "c"]],
+        "suites": {"headline": {"n": 2, "seeds": 1, "k": 1, "calibrate": False, "dtype": "float32"}}}))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(experiment, "DOCS", tmp_path / "docs")
+    experiment.run(str(config))
+
+    # the fold's rows were tuned without its task, and on the first fold's
+    for row in ("s", "c"):
+        tasks = tuned_tasks(str(tmp_path / "runs" / "cf" / "rows" / f"{row}_(f2)" / "model"))
+        assert "t1" in tasks and "t2" not in tasks
+    main = read_results(tmp_path / "runs" / "cf" / "headline" / "results.json")
+    crossed = read_results(tmp_path / "runs" / "cf" / "headline-cross-fit" / "results.json")
+    assert list(crossed["models"]) == ["base", "s (cross-fit)", "c (cross-fit)"]
+    assert crossed["comparisons"] == [["s (cross-fit)", "c (cross-fit)"]]
+    assert set(crossed["tasks"]) == {"t1/a-vs-b", "t1/a-vs-c", "t1/b-vs-c", "t2"}
+    answers = {m: {r["id"]: r for r in crossed["models"][m]["predictions"]} for m in crossed["models"]}
+    assert len({frozenset(ids) for ids in answers.values()}) == 1  # every prompt answered by every model: paired
+    on_t1 = lambda records: {r["id"]: r for r in records if r["task"].startswith("t1/")}  # noqa: E731
+    # on the first fold, each row's last budget answers, as in the main table
+    assert on_t1(crossed["models"]["s (cross-fit)"]["predictions"]) == on_t1(main["models"]["s @2"]["predictions"])
+    assert on_t1(crossed["models"]["c (cross-fit)"]["predictions"]) == on_t1(main["models"]["c"]["predictions"])
+    assert {r["task"] for r in crossed["models"]["s (cross-fit)"]["predictions"]} >= {"t2"}
+    section = (tmp_path / "docs" / "results" / "cf.md").read_text()
+    assert "Cross-fit over 2 datasets" in section and "f2: t2" in section
+    assert "- s (cross-fit) − c (cross-fit)" in section

@@ -1,5 +1,7 @@
 """The one model of a task that every source produces and every later stage consumes."""
 
+import itertools
+import random
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -79,15 +81,15 @@ class Task:
         return self
 
 
-def class_pairs(task: Task) -> list[Task]:
+def class_pairs(task: Task, most: int | None = None) -> list[Task]:
     """A binary task per pair of the task's classes (itself if it is binary), named
-    task/a-vs-b: flipped-label prompts need two classes, and pairs bring multi-class data in."""
+    task/a-vs-b: flipped-label prompts need two classes, and pairs bring multi-class data in.
+    With `most`, a seeded draw of at most that many pairs, in their order."""
     if len(task.labels) <= 2:
         return [task]
-    pairs = []
-    for i, a in enumerate(task.labels):
-        for b in task.labels[i + 1:]:
-            keep = lambda examples: [ex for ex in examples if ex.label in (a, b)]  # noqa: E731
-            pairs.append(Task(f"{task.name}/{a}-vs-{b}", [a, b], keep(task.train), keep(task.test), task.instruction,
-                              task.eval_only, task.source, task.meta))
-    return pairs
+    pairs = list(itertools.combinations(task.labels, 2))
+    if most is not None and len(pairs) > most:
+        pairs = [pairs[i] for i in sorted(random.Random(0).sample(range(len(pairs)), most))]
+    keep = lambda examples, a, b: [ex for ex in examples if ex.label in (a, b)]  # noqa: E731
+    return [Task(f"{task.name}/{a}-vs-{b}", [a, b], keep(task.train, a, b), keep(task.test, a, b), task.instruction,
+                 task.eval_only, task.source, task.meta) for a, b in pairs]
