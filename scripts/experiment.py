@@ -134,6 +134,12 @@ def check_folds(exp: Experiment, where: str) -> None:
             seen[task] = f"fold {fold!r}"
 
 
+def split_folds(exp: Experiment):
+    """(tuning tasks, held-out tasks) of the config's rows, and {fold: (its tuning tasks, its tasks)}."""
+    tuning, held_out = split_tasks(exp.data, exp.eval_tasks, seed=0)
+    return tuning, held_out, {fold: split_tasks(exp.data, tasks, seed=0) for fold, tasks in exp.folds.items()}
+
+
 def fold_row(row: str, fold: str) -> str:
     return f"{row} ({fold})"
 
@@ -212,8 +218,7 @@ def suite_rows(suite: str, settings: dict, models: dict) -> tuple[dict, dict]:
 def run(config_path: str) -> None:
     exp = load_experiment(config_path)  # every key checked before any work
     out = Path("runs") / exp.name
-    tuning, held_out = split_tasks(exp.data, exp.eval_tasks, seed=0)
-    splits = {fold: split_tasks(exp.data, tasks, seed=0) for fold, tasks in exp.folds.items()}  # before any work
+    tuning, held_out, splits = split_folds(exp)  # every fold's tasks found before any work
     models, walls = {"base": exp.model}, {}
     fold_models = {fold: {} for fold in splits}  # {fold: {row: its model tuned without the fold's tasks}}
     for fold, row, name, options, row_tuning, row_held in tuning_jobs(exp, tuning, held_out, splits):
@@ -302,8 +307,7 @@ def plan(config_path: str, peak_tflops: float | None, sample: int = 512) -> None
     prompts and candidate labels, every model it scores) at 2; with the device's measured bf16 peak,
     the seconds they take at several MFUs. Nothing is tuned or scored."""
     exp = load_experiment(config_path)
-    tuning, held_out = split_tasks(exp.data, exp.eval_tasks, seed=0)
-    splits = {fold: split_tasks(exp.data, tasks, seed=0) for fold, tasks in exp.folds.items()}
+    tuning, held_out, splits = split_folds(exp)
     tokenizer, parameters = load_tokenizer(exp.model), parameter_count(exp.model)
     count = lambda texts: sum(map(len, tokenizer(texts, add_special_tokens=False).input_ids)) if texts else 0  # noqa: E731
     print(f"{exp.name}: {exp.model}, {parameters / 1e6:.1f}M parameters; tokens per prompt from {sample} prompts "

@@ -216,7 +216,8 @@ def test_plan_counts_the_tokens_tuned_and_scored_and_their_flops(tmp_path, tiny_
     assert seconds == pytest.approx(flops / 1e6, rel=0.01)  # a peak of 1e-6 TFLOP/s: 1e6 FLOPs a second
 
 
-def test_cross_fitting_scores_each_fold_with_the_rows_tuned_without_it(tmp_path, tiny_model_dir, monkeypatch):
+def test_cross_fitting_scores_each_fold_with_the_rows_tuned_without_it(tmp_path, tiny_model_dir, monkeypatch,
+                                                                      capsys):
     import json
 
     import experiment
@@ -230,7 +231,7 @@ def test_cross_fitting_scores_each_fold_with_the_rows_tuned_without_it(tmp_path,
         folder.mkdir(parents=True)
         (folder / "meta.json").write_text(json.dumps({"name": task, "labels": labels, "instruction": "Which?"}))
         for split, n in (("train", 24), ("test", 12)):
-            rows = [{"text": f"{words[i % 10]} {words[(3 * i) % 10]}", "label": labels[i % len(labels)]}
+            rows = [{"text": f"{words[i % 10]} {words[(3 * i) % 10]} {split} {i}", "label": labels[i % len(labels)]}
                     for i in range(n)]
             (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (tmp_path / "docs" / "results").mkdir(parents=True)
@@ -241,7 +242,8 @@ def test_cross_fitting_scores_each_fold_with_the_rows_tuned_without_it(tmp_path,
         "recipe": "cpu-small", "recipe_overrides": ["max_steps=2", "batch_size=2", "save_every=1", "compile=false"],
         "mixture": {"k_min": 1, "k_max": 1}, "rows": {"s": {"budgets": [1, 2]}, "c": {"symbol_fraction": 0.0}},
         "folds": {"f2": ["t2"]}, "cross_fit": ["s", "c"], "compare": [["s @2", "c"]],
-        "suites": {"headline": {"n": 2, "seeds": 1, "k": 1, "calibrate": False, "dtype": "float32"}}}))
+        "suites": {"headline": {"n": 2, "seeds": 1, "k": 1, "calibrate": False, "dtype": "float32"}}},
+        sort_keys=False))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(experiment, "DOCS", tmp_path / "docs")
     experiment.run(str(config))
@@ -265,3 +267,7 @@ def test_cross_fitting_scores_each_fold_with_the_rows_tuned_without_it(tmp_path,
     section = (tmp_path / "docs" / "results" / "cf.md").read_text()
     assert "Cross-fit over 2 datasets" in section and "f2: t2" in section
     assert "- s (cross-fit) − c (cross-fit)" in section
+    experiment.plan(str(config), peak_tflops=None, sample=64)  # the plan counts the fold's runs and scoring
+    printed = capsys.readouterr().out
+    assert re.findall(r"  tuning (.+?):", printed) == ["s", "c", "s (f2)", "c (f2)"]
+    assert re.findall(r"  scoring (.+?): (\d) models", printed) == [("headline", "4"), ("headline, f2", "3")]
