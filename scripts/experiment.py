@@ -298,7 +298,9 @@ def cross_fit_intro(exp: Experiment, held_out, splits) -> str:
     folds = "; ".join(f"{fold}: {', '.join(t.name for t in fold_held)}" for fold, (_, fold_held) in splits.items())
     return (f"Cross-fit over {len(held_out) + sum(len(h) for _, h in splits.values())} datasets. "
             f"{', '.join(exp.cross_fit)} answer on the {len(held_out)} tasks above as tuned there, and on each "
-            f"fold's tasks as tuned again without them ({folds}); base answers on all.")
+            f"fold's tasks as tuned again without them ({folds}); base answers on all. Each fold's rows are one "
+            "tuning run, so these intervals draw datasets, tasks and prompts but not runs (pools above, where "
+            "there are any, measure the runs' spread).")
 
 
 def plan(config_path: str, peak_tflops: float | None, sample: int = 512) -> None:
