@@ -27,7 +27,7 @@ from symtune.evaluate import evaluate, model_results, new_results
 from symtune.io import atomic_write, read_jsonl, read_yaml
 from symtune.mixture import MixtureConfig, build_mixture, check_config, is_built
 from symtune.models import load_tokenizer, resolve_model
-from symtune.report import markdown, report, verdict, verdict_line, write_results
+from symtune.report import markdown, points, report, verdict, verdict_line, write_results
 from symtune.results import (
     RESULTS,
     add_model,
@@ -40,10 +40,12 @@ from symtune.results import (
     paired_difference,
     pools,
     rename_models,
+    runs,
 )
+from symtune.stats import paired_cells, paired_interval
 from symtune.suites import SUITES, EvalConfig, build_items, eval_config
 from symtune.tasks.registry import load_task_list
-from symtune.tasks.task import class_pairs
+from symtune.tasks.task import class_pairs, family
 from symtune.train.loop import LOG, ensure_tuned
 from symtune.train.recipe import load_recipe
 
@@ -254,8 +256,9 @@ def run(config_path: str) -> None:
             write_results(crossed, out / f"{suite}-cross-fit")
             plots = report([str(out / f"{suite}-cross-fit" / RESULTS)], DOCS / "results" / exp.name / "cross-fit")
             images = "\n".join(f"![{suite}, cross-fit]({exp.name}/cross-fit/{p.name})" for p in plots)
+            parts = {"eval_tasks": held_out, **{fold: fold_held for fold, (_, fold_held) in splits.items()}}
             sections.append(f"{cross_fit_intro(exp, held_out, splits)}\n\n{verdicts(crossed, exp.target_half_width)}"
-                            f"{markdown(crossed)}\n\n{images}\n\n"
+                            f"{fold_by_fold(crossed, parts)}{markdown(crossed)}\n\n{images}\n\n"
                             f"{wall_times(crossed, time.perf_counter() - started)}")
     write_section(exp, config_path, tuning, held_out, walls, sections)
 
@@ -292,6 +295,25 @@ def cross_fit(exp: Experiment, suite: str, ecfg: EvalConfig, results: dict, held
     cross = {model: name for name, model in names.items()}
     crossed["comparisons"] = [[cross[a], cross[b]] for a, b in exp.compare if a in cross and b in cross]
     return crossed
+
+
+def fold_by_fold(crossed: dict, parts: dict) -> str:
+    """Each comparison on each fold's datasets alone: how much of the cross-fit difference rests on
+    one fold, whose rows are one tuning run."""
+    lines = []
+    for model, reference in comparisons(crossed):
+        for cond in conditions(crossed):
+            cells = paired_cells(runs(crossed, model), runs(crossed, reference), cond["name"], "acc")
+            found = []
+            for part, tasks in parts.items():
+                names = {t.name for t in tasks}
+                iv = paired_interval({task: c for task, c in cells.items() if family(task) in names})
+                if iv is not None:
+                    found.append(f"{part} {points(iv['mean'])} [{points(iv['lo'])}, {points(iv['hi'])}] "
+                                 f"({iv['n_families']} datasets)")
+            lines.append(f"- {model} − {reference}, {cond['label']}: {'; '.join(found)}.")
+    return ("Fold by fold (acc, points, 95% interval; each fold's rows are one tuning run):\n\n" + "\n".join(lines)
+            + "\n\n") if lines else ""
 
 
 def cross_fit_intro(exp: Experiment, held_out, splits) -> str:

@@ -267,6 +267,8 @@ def test_cross_fitting_scores_each_fold_with_the_rows_tuned_without_it(tmp_path,
     section = (tmp_path / "docs" / "results" / "cf.md").read_text()
     assert "Cross-fit over 2 datasets" in section and "f2: t2" in section
     assert "- s (cross-fit) − c (cross-fit)" in section
+    assert re.search(r"- s \(cross-fit\) − c \(cross-fit\), 100% flipped: eval_tasks [+-]\d+\.\d \[.+\] "
+                     r"\(1 datasets\); f2 [+-]\d+\.\d \[.+\] \(1 datasets\)\.", section)
     experiment.plan(str(config), peak_tflops=None, sample=64)  # the plan counts the fold's runs and scoring
     printed = capsys.readouterr().out
     assert re.findall(r"  tuning (.+?):", printed) == ["s", "c", "s (f2)", "c (f2)"]
