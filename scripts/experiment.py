@@ -27,7 +27,7 @@ from symtune.evaluate import evaluate, model_results, new_results
 from symtune.io import atomic_write, read_jsonl, read_yaml
 from symtune.mixture import MixtureConfig, build_mixture, check_config, is_built
 from symtune.models import load_tokenizer, resolve_model
-from symtune.report import markdown, points, report, verdict, verdict_line, write_results
+from symtune.report import markdown, report, span, verdict, verdict_line, write_results
 from symtune.results import (
     RESULTS,
     add_model,
@@ -252,7 +252,7 @@ def run(config_path: str) -> None:
                         f"{wall_times(results, time.perf_counter() - started)}")
         if crosses(exp, suite, suite_models):
             started = time.perf_counter()
-            crossed = cross_fit(exp, suite, ecfg, results, held_out, splits, fold_models, cache)
+            crossed = cross_fit(exp, suite, ecfg, results, tasks, splits, fold_models, cache)
             write_results(crossed, out / f"{suite}-cross-fit")
             plots = report([str(out / f"{suite}-cross-fit" / RESULTS)], DOCS / "results" / exp.name / "cross-fit")
             images = "\n".join(f"![{suite}, cross-fit]({exp.name}/cross-fit/{p.name})" for p in plots)
@@ -269,17 +269,17 @@ def crosses(exp: Experiment, suite: str, suite_models: dict) -> bool:
     return bool(exp.folds) and suite != "algorithmic" and set(exp.cross_fit) <= set(map(row_of, suite_models))
 
 
-def cross_fit(exp: Experiment, suite: str, ecfg: EvalConfig, results: dict, held_out, splits, fold_models,
+def cross_fit(exp: Experiment, suite: str, ecfg: EvalConfig, results: dict, tasks, splits, fold_models,
               cache) -> dict:
     """The suite over every fold's tasks: base, and each cross_fit row as "row (cross-fit)", whose answers
-    on eval_tasks are its last budget's (from `results`) and on each fold's tasks those of the row tuned
-    without them. No model answers on a task it was tuned on, and every answer is paired with base's
-    and the other rows' on the same prompt."""
+    on the suite's `tasks` (from eval_tasks) are its last budget's in `results`, and on each fold's tasks
+    those of the row tuned without them. No model answers on a task it was tuned on, and every answer is
+    paired with base's and the other rows' on the same prompt."""
     last = {row: row_models(row, row_recipe(exp, row, exp.rows[row] or {})[1])[-1] for row in exp.cross_fit}
     names = {"base": "base", **{f"{row} (cross-fit)": model for row, model in last.items()}}
     records = {name: list(results["models"][model]["predictions"]) for name, model in names.items()}
     seconds = {name: model_run(results, model)["scoring_seconds"] for name, model in names.items()}
-    tasks = suite_tasks(exp, suite, held_out)
+    every = list(tasks)  # the suite's own list stays as it is
     for fold, (_, fold_held) in splits.items():
         fold_tasks = suite_tasks(exp, suite, fold_held)
         specs = [exp.model] + [str(fold_models[fold][row]) for row in exp.cross_fit]
@@ -287,9 +287,9 @@ def cross_fit(exp: Experiment, suite: str, ecfg: EvalConfig, results: dict, held
         for name, spec in zip(names, specs):
             records[name] += part["models"][spec]["predictions"]
             seconds[name] += model_run(part, spec)["scoring_seconds"]
-        tasks += fold_tasks
-    conditions, items = build_items(tasks, ecfg)
-    crossed = new_results(ecfg, conditions, items, tasks, [t.source for t in tasks])
+        every += fold_tasks
+    conditions, items = build_items(every, ecfg)
+    crossed = new_results(ecfg, conditions, items, every, [t.source for t in every])
     for name, answers in records.items():
         add_model(crossed, name, {"scoring_seconds": seconds[name]}, **model_results(answers, items, conditions))
     cross = {model: name for name, model in names.items()}
@@ -309,8 +309,7 @@ def fold_by_fold(crossed: dict, parts: dict) -> str:
                 names = {t.name for t in tasks}
                 iv = paired_interval({task: c for task, c in cells.items() if family(task) in names})
                 if iv is not None:
-                    found.append(f"{part} {points(iv['mean'])} [{points(iv['lo'])}, {points(iv['hi'])}] "
-                                 f"({iv['n_families']} datasets)")
+                    found.append(f"{part} {span(iv)} ({iv['n_families']} datasets)")
             lines.append(f"- {model} − {reference}, {cond['label']}: {'; '.join(found)}.")
     return ("Fold by fold (acc, points, 95% interval; each fold's rows are one tuning run):\n\n" + "\n".join(lines)
             + "\n\n") if lines else ""

@@ -98,8 +98,13 @@ def delta(results: dict, model: str, base: str, condition: str, metric: str) -> 
     interval = res.paired_difference(results, model, base, condition, metric)
     if interval is None:
         return "–"
-    cell = f"{points(interval['mean'])} [{points(interval['lo'])}, {points(interval['hi'])}]"
+    cell = span(interval)
     return (f"**{cell}**" if excludes_zero(interval) else cell) + f" n={interval['n']}"
+
+
+def span(interval: dict) -> str:
+    """A paired difference and its interval, in points: "+1.2 [-0.5, +2.9]"."""
+    return f"{points(interval['mean'])} [{points(interval['lo'])}, {points(interval['hi'])}]"
 
 
 def verdict(interval: dict, target: float) -> str:

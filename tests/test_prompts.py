@@ -206,8 +206,9 @@ def test_class_pairs_make_a_binary_task_per_pair_of_classes():
     assert len(pairs[1].test) == sum(ex.label in "ac" for ex in task.test)
     binary = toy_task("bin")
     assert class_pairs(binary) == [binary]
-    drawn = [p.name for p in class_pairs(toy_task("five", labels=tuple("abcde")), most=4)]
-    every = [p.name for p in class_pairs(toy_task("five", labels=tuple("abcde")))]
+    five = toy_task("five", labels=tuple("abcde"))
+    drawn = [p.name for p in class_pairs(five, most=4)]
+    every = [p.name for p in class_pairs(five)]
     assert len(every) == 10 and len(drawn) == 4 and drawn == [n for n in every if n in drawn]  # a subset, in order
-    assert drawn == [p.name for p in class_pairs(toy_task("five", labels=tuple("abcde")), most=4)]  # seeded
+    assert drawn == [p.name for p in class_pairs(five, most=4)]  # seeded
     assert [p.name for p in class_pairs(task, most=3)] == [p.name for p in pairs]
