@@ -26,12 +26,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-from bench_train_speed import build_fixed_mixture, symtune_step  # noqa: E402
-from common import run_info, save, table, timed, use_threads  # noqa: E402
+from bench_train_speed import build_fixed_mixture, plot, symtune_step
+from common import run_info, save, table, timed, use_threads
 
 CONFIGS = {"glibc default": (None, False), "whole": (None, True), "1024": (1024, True), "512": (512, True)}
 
@@ -76,18 +72,6 @@ def measure(args, micro_batch_tokens: int | None, keep_memory: bool) -> dict:
             t["step_tokens_per_s"].append(round(tokens / wall, 1))
     t["peak_rss_gb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux counts KiB
     return t
-
-
-def plot(timings: dict):
-    fig, ax = plt.subplots(figsize=(6, 3.4))
-    for name, t in timings.items():
-        ax.plot(range(1, len(t["step_tokens_per_s"]) + 1), t["step_tokens_per_s"], marker="o", label=name)
-    ax.set_xlabel("measured step")
-    ax.set_ylabel("tokens/s")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    return fig
 
 
 def main() -> None:

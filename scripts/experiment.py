@@ -257,6 +257,8 @@ def run(config_path: str) -> None:
             plots = report([str(out / f"{suite}-cross-fit" / RESULTS)], DOCS / "results" / exp.name / "cross-fit")
             images = "\n".join(f"![{suite}, cross-fit]({exp.name}/cross-fit/{p.name})" for p in plots)
             parts = {"eval_tasks": held_out, **{fold: fold_held for fold, (_, fold_held) in splits.items()}}
+            if len(splits) > 1:  # the datasets no run of the main table saw: a replication on new data alone
+                parts["the folds together"] = [t for _, fold_held in splits.values() for t in fold_held]
             sections.append(f"{cross_fit_intro(exp, held_out, splits)}\n\n{verdicts(crossed, exp.target_half_width)}"
                             f"{fold_by_fold(crossed, parts)}{markdown(crossed)}\n\n{images}\n\n"
                             f"{wall_times(crossed, time.perf_counter() - started)}")
@@ -311,7 +313,7 @@ def fold_by_fold(crossed: dict, parts: dict) -> str:
                 if iv is not None:
                     found.append(f"{part} {span(iv)} ({iv['n_families']} datasets)")
             lines.append(f"- {model} − {reference}, {cond['label']}: {'; '.join(found)}.")
-    return ("Fold by fold (acc, points, 95% interval; each fold's rows are one tuning run):\n\n" + "\n".join(lines)
+    return ("Fold by fold (acc, points, 95% interval; a row is one tuning run per fold):\n\n" + "\n".join(lines)
             + "\n\n") if lines else ""
 
 
@@ -319,9 +321,10 @@ def cross_fit_intro(exp: Experiment, held_out, splits) -> str:
     folds = "; ".join(f"{fold}: {', '.join(t.name for t in fold_held)}" for fold, (_, fold_held) in splits.items())
     return (f"Cross-fit over {len(held_out) + sum(len(h) for _, h in splits.values())} datasets. "
             f"{', '.join(exp.cross_fit)} answer on the {len(held_out)} tasks above as tuned there, and on each "
-            f"fold's tasks as tuned again without them ({folds}); base answers on all. Each fold's rows are one "
-            "tuning run, so these intervals draw datasets, tasks and prompts but not runs (pools above, where "
-            "there are any, measure the runs' spread).")
+            f"fold's tasks as tuned again without them ({folds}); base answers on all. A row is one tuning run per "
+            "fold, so these intervals draw datasets, tasks and prompts but not runs; where several seeds' rows are "
+            "cross-fit, each seed's comparison stands on its own line (pools above, where there are any, measure "
+            "the runs' spread).")
 
 
 def plan(config_path: str, peak_tflops: float | None, sample: int = 512) -> None:

@@ -241,35 +241,38 @@ def test_cross_fitting_scores_each_fold_with_the_rows_tuned_without_it(tmp_path,
         "name": "cf", "model": str(tiny_model_dir), "data": str(tmp_path / "data"), "eval_tasks": ["t1"],
         "recipe": "cpu-small", "recipe_overrides": ["max_steps=2", "batch_size=2", "save_every=1", "compile=false"],
         "mixture": {"k_min": 1, "k_max": 1}, "rows": {"s": {"budgets": [1, 2]}, "c": {"symbol_fraction": 0.0}},
-        "folds": {"f2": ["t2"]}, "cross_fit": ["s", "c"], "compare": [["s @2", "c"]],
+        "folds": {"f2": ["t2"], "f3": ["t3"]}, "cross_fit": ["s", "c"], "compare": [["s @2", "c"]],
         "suites": {"headline": {"n": 2, "seeds": 1, "k": 1, "calibrate": False, "dtype": "float32"}}},
         sort_keys=False))
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(experiment, "DOCS", tmp_path / "docs")
     experiment.run(str(config))
 
-    # the fold's rows were tuned without its task, and on the first fold's
+    # each fold's rows were tuned without its task, and on the first fold's
     for row in ("s", "c"):
-        tasks = tuned_tasks(str(tmp_path / "runs" / "cf" / "rows" / f"{row}_(f2)" / "model"))
-        assert "t1" in tasks and "t2" not in tasks
+        for fold, task in (("f2", "t2"), ("f3", "t3")):
+            tasks = tuned_tasks(str(tmp_path / "runs" / "cf" / "rows" / f"{row}_({fold})" / "model"))
+            assert "t1" in tasks and task not in tasks
     main = read_results(tmp_path / "runs" / "cf" / "headline" / "results.json")
     crossed = read_results(tmp_path / "runs" / "cf" / "headline-cross-fit" / "results.json")
     assert list(crossed["models"]) == ["base", "s (cross-fit)", "c (cross-fit)"]
     assert crossed["comparisons"] == [["s (cross-fit)", "c (cross-fit)"]]
-    assert set(crossed["tasks"]) == {"t1/a-vs-b", "t1/a-vs-c", "t1/b-vs-c", "t2"}
+    assert set(crossed["tasks"]) == {"t1/a-vs-b", "t1/a-vs-c", "t1/b-vs-c", "t2", "t3"}
     answers = {m: {r["id"]: r for r in crossed["models"][m]["predictions"]} for m in crossed["models"]}
     assert len({frozenset(ids) for ids in answers.values()}) == 1  # every prompt answered by every model: paired
     on_t1 = lambda records: {r["id"]: r for r in records if r["task"].startswith("t1/")}  # noqa: E731
     # on the first fold, each row's last budget answers, as in the main table
     assert on_t1(crossed["models"]["s (cross-fit)"]["predictions"]) == on_t1(main["models"]["s @2"]["predictions"])
     assert on_t1(crossed["models"]["c (cross-fit)"]["predictions"]) == on_t1(main["models"]["c"]["predictions"])
-    assert {r["task"] for r in crossed["models"]["s (cross-fit)"]["predictions"]} >= {"t2"}
+    assert {r["task"] for r in crossed["models"]["s (cross-fit)"]["predictions"]} >= {"t2", "t3"}
     section = (tmp_path / "docs" / "results" / "cf.md").read_text()
-    assert "Cross-fit over 2 datasets" in section and "f2: t2" in section
+    assert "Cross-fit over 3 datasets" in section and "f2: t2; f3: t3" in section
     assert "- s (cross-fit) − c (cross-fit)" in section
     assert re.search(r"- s \(cross-fit\) − c \(cross-fit\), 100% flipped: eval_tasks [+-]\d+\.\d \[.+\] "
-                     r"\(1 datasets\); f2 [+-]\d+\.\d \[.+\] \(1 datasets\)\.", section)
+                     r"\(1 datasets\); f2 [+-]\d+\.\d \[.+\] \(1 datasets\); f3 .+ \(1 datasets\); "
+                     r"the folds together [+-]\d+\.\d \[.+\] \(2 datasets\)\.", section)
     experiment.plan(str(config), peak_tflops=None, sample=64)  # the plan counts the fold's runs and scoring
     printed = capsys.readouterr().out
-    assert re.findall(r"  tuning (.+?):", printed) == ["s", "c", "s (f2)", "c (f2)"]
-    assert re.findall(r"  scoring (.+?): (\d) models", printed) == [("headline", "4"), ("headline, f2", "3")]
+    assert re.findall(r"  tuning (.+?):", printed) == ["s", "c", "s (f2)", "c (f2)", "s (f3)", "c (f3)"]
+    assert re.findall(r"  scoring (.+?): (\d) models", printed) == [("headline", "4"), ("headline, f2", "3"),
+                                                                     ("headline, f3", "3")]
