@@ -300,16 +300,16 @@ def cross_fit(exp: Experiment, suite: str, ecfg: EvalConfig, results: dict, task
 
 
 def fold_by_fold(crossed: dict, parts: dict) -> str:
-    """Each comparison on each fold's datasets alone: how much of the cross-fit difference rests on
-    one fold, whose rows are one tuning run."""
+    """Each comparison on each part's datasets alone ({part: its tasks}: each fold's, and the folds'
+    together): how much of the cross-fit difference rests on one fold, whose rows are one tuning run."""
+    names = {part: {t.name for t in tasks} for part, tasks in parts.items()}
     lines = []
     for model, reference in comparisons(crossed):
         for cond in conditions(crossed):
             cells = paired_cells(runs(crossed, model), runs(crossed, reference), cond["name"], "acc")
             found = []
-            for part, tasks in parts.items():
-                names = {t.name for t in tasks}
-                iv = paired_interval({task: c for task, c in cells.items() if family(task) in names})
+            for part, datasets in names.items():
+                iv = paired_interval({task: c for task, c in cells.items() if family(task) in datasets})
                 if iv is not None:
                     found.append(f"{part} {span(iv)} ({iv['n_families']} datasets)")
             lines.append(f"- {model} − {reference}, {cond['label']}: {'; '.join(found)}.")
