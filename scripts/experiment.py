@@ -276,7 +276,8 @@ def cross_fit(exp: Experiment, suite: str, ecfg: EvalConfig, results: dict, task
     """The suite over every fold's tasks: base, and each cross_fit row as "row (cross-fit)", whose answers
     on the suite's `tasks` (from eval_tasks) are its last budget's in `results`, and on each fold's tasks
     those of the row tuned without them. No model answers on a task it was tuned on, and every answer is
-    paired with base's and the other rows' on the same prompt."""
+    paired with base's and the other rows' on the same prompt. A pool of `results` whose every run is
+    cross-fit is pooled here too, as "pool (cross-fit)"."""
     last = {row: row_models(row, row_recipe(exp, row, exp.rows[row] or {})[1])[-1] for row in exp.cross_fit}
     names = {"base": "base", **{f"{row} (cross-fit)": model for row, model in last.items()}}
     records = {name: list(results["models"][model]["predictions"]) for name, model in names.items()}
@@ -295,6 +296,10 @@ def cross_fit(exp: Experiment, suite: str, ecfg: EvalConfig, results: dict, task
     for name, answers in records.items():
         add_model(crossed, name, {"scoring_seconds": seconds[name]}, **model_results(answers, items, conditions))
     cross = {model: name for name, model in names.items()}
+    # a pool only once every one of its runs is cross-fit: fewer runs would make it another pool
+    pooled = {pool: members for pool, members in pools(results).items() if set(members) <= set(cross)}
+    crossed["pools"] = {f"{pool} (cross-fit)": [cross[m] for m in members] for pool, members in pooled.items()}
+    cross.update({pool: f"{pool} (cross-fit)" for pool in pooled})
     crossed["comparisons"] = [[cross[a], cross[b]] for a, b in exp.compare if a in cross and b in cross]
     return crossed
 
@@ -323,8 +328,8 @@ def cross_fit_intro(exp: Experiment, held_out, splits) -> str:
             f"{', '.join(exp.cross_fit)} answer on the {len(held_out)} tasks above as tuned there, and on each "
             f"fold's tasks as tuned again without them ({folds}); base answers on all. A row is one tuning run per "
             "fold, so these intervals draw datasets, tasks and prompts but not runs; where several seeds' rows are "
-            "cross-fit, each seed's comparison stands on its own line (pools above, where there are any, measure "
-            "the runs' spread).")
+            "cross-fit, each seed's comparison stands on its own line, and a pool above is pooled here once all of "
+            "its runs are cross-fit (its interval then draws the runs too).")
 
 
 def plan(config_path: str, peak_tflops: float | None, sample: int = 512) -> None:

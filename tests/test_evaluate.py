@@ -95,11 +95,15 @@ def test_bad_suite_inputs_are_refused_before_any_model_loads(task, cfg, message)
 
 
 def test_tasks_from_the_tuning_record_are_refused_unless_allowed(tmp_path):
-    (tmp_path / "symtune_training.json").write_text(json.dumps({"tasks": ["sst2", "list_functions"]}))
+    tuned = ["sst2", "list_functions", "builtin/keyword_topic"]
+    (tmp_path / "symtune_training.json").write_text(json.dumps({"tasks": tuned}))
     with pytest.raises(SymtuneError, match="sst2"):
         check_unseen(str(tmp_path), ["cr", "sst2"], allow_seen=False)
     with pytest.raises(SymtuneError, match="list_functions/c002"):  # a subtask of a tuned family
         check_unseen(str(tmp_path), ["list_functions/c002"], allow_seen=False)
+    with pytest.raises(SymtuneError, match="builtin/keyword_topic/food-vs-sport"):  # a class pair of a tuned task
+        check_unseen(str(tmp_path), ["builtin/keyword_topic/food-vs-sport"], allow_seen=False)
+    check_unseen(str(tmp_path), ["builtin/review_sentiment"], allow_seen=False)  # another generated task
     check_unseen(str(tmp_path), ["cr", "sst2"], allow_seen=True)
     check_unseen(str(tmp_path), ["cr"], allow_seen=False)
     check_unseen("not-a-folder", ["sst2"], allow_seen=False)

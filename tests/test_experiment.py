@@ -240,8 +240,11 @@ def test_cross_fitting_scores_each_fold_with_the_rows_tuned_without_it(tmp_path,
     config.write_text(yaml.safe_dump({
         "name": "cf", "model": str(tiny_model_dir), "data": str(tmp_path / "data"), "eval_tasks": ["t1"],
         "recipe": "cpu-small", "recipe_overrides": ["max_steps=2", "batch_size=2", "save_every=1", "compile=false"],
-        "mixture": {"k_min": 1, "k_max": 1}, "rows": {"s": {"budgets": [1, 2]}, "c": {"symbol_fraction": 0.0}},
-        "folds": {"f2": ["t2"], "f3": ["t3"]}, "cross_fit": ["s", "c"], "compare": [["s @2", "c"]],
+        "mixture": {"k_min": 1, "k_max": 1},
+        "rows": {"s": {"budgets": [1, 2]}, "c": {"symbol_fraction": 0.0}, "s1": {"seed": 1},
+                 "c1": {"symbol_fraction": 0.0, "seed": 1}},
+        "pools": {"S": ["s @2", "s1"], "C": ["c", "c1"]},  # C's c1 is not cross-fit, so C is not pooled there
+        "folds": {"f2": ["t2"], "f3": ["t3"]}, "cross_fit": ["s", "c", "s1"], "compare": [["s @2", "c"], ["S", "C"]],
         "suites": {"headline": {"n": 2, "seeds": 1, "k": 1, "calibrate": False, "dtype": "float32"}}},
         sort_keys=False))
     monkeypatch.chdir(tmp_path)
@@ -255,7 +258,8 @@ def test_cross_fitting_scores_each_fold_with_the_rows_tuned_without_it(tmp_path,
             assert "t1" in tasks and task not in tasks
     main = read_results(tmp_path / "runs" / "cf" / "headline" / "results.json")
     crossed = read_results(tmp_path / "runs" / "cf" / "headline-cross-fit" / "results.json")
-    assert list(crossed["models"]) == ["base", "s (cross-fit)", "c (cross-fit)"]
+    assert list(crossed["models"]) == ["base", "s (cross-fit)", "c (cross-fit)", "s1 (cross-fit)"]
+    assert crossed["pools"] == {"S (cross-fit)": ["s (cross-fit)", "s1 (cross-fit)"]}
     assert crossed["comparisons"] == [["s (cross-fit)", "c (cross-fit)"]]
     assert set(crossed["tasks"]) == {"t1/a-vs-b", "t1/a-vs-c", "t1/b-vs-c", "t2", "t3"}
     answers = {m: {r["id"]: r for r in crossed["models"][m]["predictions"]} for m in crossed["models"]}
@@ -268,11 +272,14 @@ def test_cross_fitting_scores_each_fold_with_the_rows_tuned_without_it(tmp_path,
     section = (tmp_path / "docs" / "results" / "cf.md").read_text()
     assert "Cross-fit over 3 datasets" in section and "f2: t2; f3: t3" in section
     assert "- s (cross-fit) − c (cross-fit)" in section
+    assert re.search(r"- S \(cross-fit\) − base, 100% flipped: .+, over 2 tuning runs", section)
+    assert "C (cross-fit)" not in section
     assert re.search(r"- s \(cross-fit\) − c \(cross-fit\), 100% flipped: eval_tasks [+-]\d+\.\d \[.+\] "
                      r"\(1 datasets\); f2 [+-]\d+\.\d \[.+\] \(1 datasets\); f3 .+ \(1 datasets\); "
                      r"the folds together [+-]\d+\.\d \[.+\] \(2 datasets\)\.", section)
     experiment.plan(str(config), peak_tflops=None, sample=64)  # the plan counts the fold's runs and scoring
     printed = capsys.readouterr().out
-    assert re.findall(r"  tuning (.+?):", printed) == ["s", "c", "s (f2)", "c (f2)", "s (f3)", "c (f3)"]
-    assert re.findall(r"  scoring (.+?): (\d) models", printed) == [("headline", "4"), ("headline, f2", "3"),
-                                                                     ("headline, f3", "3")]
+    assert re.findall(r"  tuning (.+?):", printed) == ["s", "c", "s1", "c1", "s (f2)", "c (f2)", "s1 (f2)", "s (f3)",
+                                                       "c (f3)", "s1 (f3)"]
+    assert re.findall(r"  scoring (.+?): (\d) models", printed) == [("headline", "6"), ("headline, f2", "4"),
+                                                                     ("headline, f3", "4")]

@@ -202,6 +202,8 @@ def test_class_pairs_make_a_binary_task_per_pair_of_classes():
     pairs = class_pairs(task)
     assert [p.name for p in pairs] == ["tri/a-vs-b", "tri/a-vs-c", "tri/b-vs-c"]
     assert all(family(p.name) == "tri" for p in pairs)
+    # each generated task is a dataset of its own, and its class pairs are its
+    assert family("builtin/keyword_topic/food-vs-sport") == family("builtin/keyword_topic") == "builtin/keyword_topic"
     assert {ex.label for ex in pairs[1].train} == {"a", "c"} and pairs[1].labels == ["a", "c"]
     assert len(pairs[1].test) == sum(ex.label in "ac" for ex in task.test)
     binary = toy_task("bin")

@@ -8,10 +8,14 @@ from functools import cached_property
 
 from symtune.errors import SymtuneError
 
+BUILTIN = "builtin"  # generated tasks are named builtin/<task>
+
 
 def family(task_name: str) -> str:
-    """The dataset a task comes from: BIG-bench subtasks and class pairs are named family/part."""
-    return task_name.split("/")[0]
+    """The dataset a task comes from: BIG-bench subtasks and class pairs are named family/part and
+    share one; a generated task (builtin/<task>, a rule of its own) is its own dataset."""
+    parts = task_name.split("/")
+    return "/".join(parts[:2]) if parts[0] == BUILTIN else parts[0]
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import random
 
 from symtune.errors import SymtuneError
 from symtune.tasks.builtin.sampling import sample_task, task_rng
-from symtune.tasks.task import Task
+from symtune.tasks.task import BUILTIN, Task
 
 LOW, HIGH = 1, 1000
 DEFAULT_DIMS = (2, 4, 8)
@@ -30,7 +30,7 @@ def tasks(seed: int, n_train: int, n_test: int, dims: tuple[int, ...] = DEFAULT_
 def linear_task(dims: int, seed: int, n_train: int, n_test: int) -> Task:
     if not isinstance(dims, int) or dims < 1:
         raise SymtuneError(f"linear classification needs a positive number of dimensions, got {dims!r}")
-    name = f"builtin/linear_{dims}d"
+    name = f"{BUILTIN}/linear_{dims}d"
     rng = task_rng(seed, name)
     coefficients, pivot = _balanced_rule(rng, dims)
     threshold = _dot(coefficients, pivot)

@@ -4,7 +4,7 @@ import random
 from collections.abc import Callable
 
 from symtune.errors import SymtuneError
-from symtune.tasks.task import Example, Task
+from symtune.tasks.task import BUILTIN, Example, Task
 
 Draw = Callable[[random.Random], str]  # draws one input text of a fixed class
 MAX_TRIES = 1000  # draws allowed to find one input not seen before
@@ -58,6 +58,6 @@ def sample_family(
     """One task per entry of `specs`: short name -> (instruction, {label: draw})."""
     tasks = []
     for short_name, (instruction, draws) in specs.items():
-        name = f"builtin/{short_name}"
+        name = f"{BUILTIN}/{short_name}"
         tasks.append(sample_task(name, instruction, draws, task_rng(seed, name), n_train, n_test, family))
     return tasks
