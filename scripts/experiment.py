@@ -297,7 +297,7 @@ def cross_fit(exp: Experiment, suite: str, ecfg: EvalConfig, results: dict, task
         add_model(crossed, name, {"scoring_seconds": seconds[name]}, **model_results(answers, items, conditions))
     cross = {model: name for name, model in names.items()}
     # a pool only once every one of its runs is cross-fit: fewer runs would make it another pool
-    pooled = {pool: members for pool, members in pools(results).items() if set(members) <= set(cross)}
+    pooled = {pool: members for pool, members in pools(results).items() if set(members) <= cross.keys()}
     crossed["pools"] = {f"{pool} (cross-fit)": [cross[m] for m in members] for pool, members in pooled.items()}
     cross.update({pool: f"{pool} (cross-fit)" for pool in pooled})
     crossed["comparisons"] = [[cross[a], cross[b]] for a, b in exp.compare if a in cross and b in cross]
