@@ -118,8 +118,9 @@ def pyplot():
 
 
 def save_figure(fig, path, dpi: int = 120) -> Path:
-    """`fig` as a PNG at `path`, written atomically; the figure is closed."""
+    """`fig` as a PNG at `path`, written atomically; the figure is closed. The image grows to hold
+    everything drawn, so a legend wider than the panels is not cut off at the edges."""
     with atomic_write(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=dpi)
+        fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight")
     pyplot().close(fig)
     return Path(path)

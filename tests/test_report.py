@@ -197,6 +197,16 @@ def test_a_budget_curve_plots_each_rows_difference_from_base_against_steps(tmp_p
     assert series[2][1] == paired_interval(paired_cells([ours], [base], "noinstr-symbols", "acc"))
 
 
+def test_a_legend_of_long_row_names_is_not_cut_off_at_the_image_edges(tmp_path):
+    from matplotlib.image import imread
+
+    models = ["base"] + [f"natural-label control (seed {s}) (cross-fit)" for s in range(8)]
+    write_results(fake_results("grid", models=models), tmp_path)
+    image = imread(report([str(tmp_path / "results.json")], tmp_path / "plots")[0])[..., :3]
+    edges = [image[:, 0], image[:, -1], image[0], image[-1]]
+    assert all((edge > 0.99).all() for edge in edges)  # white: nothing drawn reaches an edge
+
+
 def test_verdict_names_an_effect_a_tight_null_or_the_size_that_would_resolve():
     from symtune.report import verdict
 
