@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from symtune.errors import SymtuneError
-from symtune.io import atomic_write, write_json
+from symtune.io import atomic_write, save_figure, write_json
 
 RESULTS = Path(__file__).resolve().parent / "results"
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"  # ../shared/data beside the repo
@@ -84,8 +84,7 @@ def save(result: dict, figure, summary: str, folder: Path = RESULTS) -> None:
     result["wall_seconds"] = round(time.time() - result["started_unix"])
     write_json(folder / f"{name}.json", result)
     if figure is not None:
-        with atomic_write(folder / f"{name}.png", "wb") as f:
-            figure.savefig(f, format="png", dpi=120, bbox_inches="tight")
+        save_figure(figure, folder / f"{name}.png")
     with atomic_write(folder / f"{name}.md") as f:
         f.write(f"`{result['command']}`, {result['started']}, {result['threads']} threads on {result['cores']} cores "
                 f"({result['cpu']}), load average at start {result['load_average_at_start'][0]}, "
