@@ -27,7 +27,7 @@ from symtune.evaluate import evaluate, model_results, new_results
 from symtune.io import atomic_write, read_jsonl, read_yaml
 from symtune.mixture import MixtureConfig, build_mixture, check_config, is_built
 from symtune.models import load_tokenizer, resolve_model
-from symtune.report import markdown, report, span, verdict, verdict_line, write_results
+from symtune.report import markdown, report, sample_size, span, tuning_runs, verdict, verdict_line, write_results
 from symtune.results import (
     RESULTS,
     add_model,
@@ -229,7 +229,7 @@ def run(config_path: str) -> None:
             models.update(tuned)
         else:
             fold_models[fold][row] = tuned[name]
-    sections, cache = [], exp.cache or out / "cache"  # a config may share another's request cache
+    sections, leads, cache = [], [], exp.cache or out / "cache"  # a config may share another's request cache
     for suite, settings in exp.suites.items():
         tasks = suite_tasks(exp, suite, held_out)
         if not tasks:
@@ -250,6 +250,7 @@ def run(config_path: str) -> None:
         verdict = verdicts(results, exp.target_half_width)
         sections.append(f"{verdict}{markdown(results)}\n\n{images}\n\n"
                         f"{wall_times(results, time.perf_counter() - started)}")
+        widest, table = results, f"the {suite} suite"
         if crosses(exp, suite, suite_models):
             started = time.perf_counter()
             crossed = cross_fit(exp, suite, ecfg, results, tasks, splits, fold_models, cache)
@@ -262,7 +263,9 @@ def run(config_path: str) -> None:
             sections.append(f"{cross_fit_intro(exp, held_out, splits)}\n\n{verdicts(crossed, exp.target_half_width)}"
                             f"{fold_by_fold(crossed, parts)}{markdown(crossed)}\n\n{images}\n\n"
                             f"{wall_times(crossed, time.perf_counter() - started)}")
-    write_section(exp, config_path, tuning, held_out, walls, sections)
+            widest, table = crossed, f"the {suite} suite, cross-fit"
+        leads.append(in_short(widest, exp.target_half_width, table))
+    write_section(exp, config_path, tuning, held_out, walls, [lead for lead in leads if lead], sections)
 
 
 def crosses(exp: Experiment, suite: str, suite_models: dict) -> bool:
@@ -428,6 +431,38 @@ def verdicts(results: dict, target: float) -> str:
             + "\n\n")
 
 
+def in_short(results: dict, target: float, table: str) -> str:
+    """The section's opening sentences: what its widest comparison establishes, cell by cell, and where
+    each of its two sides stands against base. The widest is the comparison that averages the most
+    tuning runs (the config's first among equals); `table` says which table it comes from."""
+    conds, (base, *_) = conditions(results), models(results)
+
+    def cells(pair):
+        return [(c["label"], iv) for c in conds if (iv := paired_difference(results, *pair, c["name"], "acc"))]
+
+    found = {tuple(pair): cells(pair) for pair in comparisons(results)}
+    found = {pair: c for pair, c in found.items() if c}
+    if not found:
+        return ""
+    lead = max(found, key=lambda pair: tuning_runs(found[pair][0][1]))
+    sides = [(side, base) for side in lead if side != base]
+    return (f"In short ({table}; acc, points, 95% interval, paired on identical prompts): "
+            + " ".join(outcomes(pair, found.get(pair) or cells(pair), target) for pair in [lead, *sides]))
+
+
+def outcomes(pair: tuple, cells: list, target: float) -> str:
+    """One sentence: a difference's cells grouped by what they establish, with their size."""
+    sizes = {sample_size(iv) for _, iv in cells}
+    size = f" ({sizes.pop()})" if len(sizes) == 1 else ""  # the conditions of a suite share their prompts
+    groups = {}
+    for label, iv in cells:
+        kind = verdict(iv, target).split(" (")[0].removeprefix("resolved: ")
+        kind = f"a null within ±{target:g} points" if kind.startswith("a null") else kind
+        groups.setdefault(kind, []).append(f"{label} {span(iv)}" + ("" if size else f" n={iv['n']}"))
+    said = "; ".join(f"{kind} in {', '.join(found)}" for kind, found in groups.items())
+    return f"{pair[0]} − {pair[1]}{size}: {said}."
+
+
 def seed_by_seed(interval: dict) -> str:
     """For a pool's line: each tuning run's own difference and how many share the pooled sign; ""
     for a single run's."""
@@ -447,10 +482,11 @@ def wall_times(results: dict, seconds: float) -> str:
             f"Scoring time of each row's requests when first scored: {', '.join(costs)}.")
 
 
-def write_section(exp, config_path, tuning, held_out, walls, sections) -> None:
+def write_section(exp, config_path, tuning, held_out, walls, leads, sections) -> None:
     head = [
         f"# {exp.name}: {exp.model}",
         f"Command: `python scripts/experiment.py {config_path}` (config: [{config_path}](../../{config_path})).",
+        *leads,
         f"Tuned on {len(tuning)} tasks: {', '.join(t.name for t in tuning)}.",
         f"Evaluated on {len(held_out)} unseen tasks: {', '.join(t.name for t in held_out)}.",
         f"Recipe `{exp.recipe}` with {' '.join(exp.recipe_overrides) or 'no overrides'}.",

@@ -133,10 +133,16 @@ def tuning_runs(interval: dict) -> int:
 
 
 def verdict_line(model: str, reference: str, label: str, interval: dict, target: float) -> str:
-    iv, runs = interval, tuning_runs(interval)
+    iv = interval
     return (f"{model} − {reference}, {label}: {100 * iv['mean']:+.1f} [{100 * iv['lo']:+.1f}, {100 * iv['hi']:+.1f}] "
-            f"points, n={iv['n']} prompts in {iv['n_tasks']} tasks of {iv['n_families']} datasets"
-            f"{f', over {runs} tuning runs' if runs > 1 else ''}: {verdict(iv, target)}.")
+            f"points, {sample_size(iv)}: {verdict(iv, target)}.")
+
+
+def sample_size(interval: dict) -> str:
+    """What a paired difference rests on: "n=456 prompts in 57 tasks of 12 datasets, over 5 tuning runs"."""
+    runs = tuning_runs(interval)
+    return (f"n={interval['n']} prompts in {interval['n_tasks']} tasks of {interval['n_families']} datasets"
+            + (f", over {runs} tuning runs" if runs > 1 else ""))
 
 
 def points(value: float) -> str:

@@ -93,6 +93,30 @@ def test_a_pool_compares_as_the_mean_of_its_seeds_with_their_spread_in_the_inter
     assert all(f"| {row} |" in table for row in ("s0 − base", "s − base", "c − base", "s − c"))
 
 
+def test_in_short_leads_with_the_comparison_over_the_most_runs_and_each_side_against_base():
+    from experiment import in_short
+    from test_report import fake_results
+
+    from symtune.report import span
+    from symtune.results import paired_difference
+
+    results = fake_results("grid", models=("base", "s0", "s1", "c0", "c1"))
+    results["pools"] = {"s": ["s0", "s1"], "c": ["c0", "c1"]}
+    results["comparisons"] = [["s0", "c0"], ["s", "c"]]
+    text = in_short(results, 3.0, "the grid suite")
+    assert text.startswith("In short (the grid suite; acc, points, 95% interval")
+    sentences = text.split("): ", 1)[1].split(". ")
+    assert [s.split(" (n=")[0] for s in sentences] == ["s − c", "s − base", "c − base"]  # not s0 − c0
+    assert all(" datasets, over 2 tuning runs): " in s for s in sentences)
+    for cond in results["conditions"]:  # every cell once, under what it establishes
+        iv = paired_difference(results, "s", "c", cond["name"], "acc")
+        assert sentences[0].count(f"{cond['label']} {span(iv)}") == 1
+    kinds = {part.split(" in ")[0] for part in sentences[0].split("): ")[1].rstrip(".").split("; ")}
+    assert kinds <= {"an effect", "a null within ±3 points", "not resolved"}
+    results["comparisons"] = []
+    assert in_short(results, 3.0, "the grid suite") == ""
+
+
 def test_pools_of_different_sizes_are_not_compared_run_by_run(tmp_path):
     from test_report import fake_results
 
