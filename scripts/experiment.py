@@ -27,7 +27,7 @@ from symtune.evaluate import evaluate, model_results, new_results
 from symtune.io import atomic_write, read_jsonl, read_yaml
 from symtune.mixture import MixtureConfig, build_mixture, check_config, is_built
 from symtune.models import load_tokenizer, resolve_model
-from symtune.report import markdown, report, sample_size, span, tuning_runs, verdict, verdict_line, write_results
+from symtune.report import markdown, outcome, report, sample_size, span, tuning_runs, verdict_line, write_results
 from symtune.results import (
     RESULTS,
     add_model,
@@ -412,17 +412,17 @@ def verdicts(results: dict, target: float) -> str:
     base, *rows = models(results)
     pairs = ([(m, base) for m in rows if (m in ends or m not in on_curve) and m not in pooled]
              + [(pool, base) for pool in pools(results)] + comparisons(results))
-    lines, outcomes = [], []
+    lines, found = [], []
     for model, reference in pairs:
         for cond in conditions(results):
             iv = paired_difference(results, model, reference, cond["name"], "acc")
             if iv is None:
                 continue
             lines.append(f"- {verdict_line(model, reference, cond['label'], iv, target)}{seed_by_seed(iv)}")
-            outcomes.append(verdict(iv, target))
+            found.append(outcome(iv, target))
     if not lines:
         return ""
-    counts = {kind: sum(o.startswith(f"resolved: {kind}") for o in outcomes) for kind in ("an effect", "a null")}
+    counts = {kind: found.count(kind) for kind in ("an effect", "a null")}
     unresolved = len(lines) - sum(counts.values())
     summary = (f"Of these {len(lines)} paired differences, {counts['an effect']} show an effect (the interval "
                f"excludes 0), {counts['a null']} a null within ±{target:g} points, and {unresolved} are not resolved "
@@ -440,8 +440,7 @@ def in_short(results: dict, target: float, table: str) -> str:
     def cells(pair):
         return [(c["label"], iv) for c in conds if (iv := paired_difference(results, *pair, c["name"], "acc"))]
 
-    found = {tuple(pair): cells(pair) for pair in comparisons(results)}
-    found = {pair: c for pair, c in found.items() if c}
+    found = {tuple(pair): found_cells for pair in comparisons(results) if (found_cells := cells(pair))}
     if not found:
         return ""
     lead = max(found, key=lambda pair: tuning_runs(found[pair][0][1]))
@@ -456,8 +455,8 @@ def outcomes(pair: tuple, cells: list, target: float) -> str:
     size = f" ({sizes.pop()})" if len(sizes) == 1 else ""  # the conditions of a suite share their prompts
     groups = {}
     for label, iv in cells:
-        kind = verdict(iv, target).split(" (")[0].removeprefix("resolved: ")
-        kind = f"a null within ±{target:g} points" if kind.startswith("a null") else kind
+        kind = outcome(iv, target)
+        kind = f"a null within ±{target:g} points" if kind == "a null" else kind
         groups.setdefault(kind, []).append(f"{label} {span(iv)}" + ("" if size else f" n={iv['n']}"))
     said = "; ".join(f"{kind} in {', '.join(found)}" for kind, found in groups.items())
     return f"{pair[0]} − {pair[1]}{size}: {said}."

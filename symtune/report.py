@@ -107,13 +107,25 @@ def span(interval: dict) -> str:
     return f"{points(interval['mean'])} [{points(interval['lo'])}, {points(interval['hi'])}]"
 
 
-def verdict(interval: dict, target: float) -> str:
-    """What a paired difference establishes at a target half-width (points): an effect (the interval
-    excludes 0), a null tight enough to rule out effects beyond the target, or neither."""
-    half = 100 * (interval["hi"] - interval["lo"]) / 2
+def outcome(interval: dict, target: float) -> str:
+    """What a paired difference establishes at a target half-width (points): "an effect" (the interval
+    excludes 0), "a null" tight enough to rule out effects beyond the target, or "not resolved"."""
     if excludes_zero(interval):
+        return "an effect"
+    return "a null" if half_width(interval) <= target else "not resolved"
+
+
+def half_width(interval: dict) -> float:
+    return 100 * (interval["hi"] - interval["lo"]) / 2
+
+
+def verdict(interval: dict, target: float) -> str:
+    """outcome() in words: a null with its half-width, an unresolved difference with the size that
+    would resolve it."""
+    kind, half = outcome(interval, target), half_width(interval)
+    if kind == "an effect":
         return "resolved: an effect"
-    if half <= target:
+    if kind == "a null":
         return f"resolved: a null within ±{half:.1f} points"
     # The half-width shrinks about as 1/sqrt(n) only while datasets grow with the prompts: where the
     # datasets differ, more prompts of the same datasets narrow the interval little.
